@@ -1,0 +1,11 @@
+"""striate: convolutional neural networks in NumPy, with exact forward and backward passes."""
+
+from . import errors, functional, init, nn, optim
+from ._random import default_generator, manual_seed
+from .gradcheck import gradcheck
+from .nn.module import is_grad_enabled, no_grad
+
+__version__ = "0.1.0"
+
+__all__ = ["errors", "functional", "init", "nn", "optim", "manual_seed", "default_generator",
+           "gradcheck", "no_grad", "is_grad_enabled", "__version__"]

@@ -1,0 +1,45 @@
+"""Exceptions raised by striate.
+
+Every failure a user can cause raises a subclass of :class:`StriateError` whose
+message says what was expected, what was received and where (a layer's path in
+the model, a file name, an option).  The subclasses also derive from the
+built-in exception a Python user would expect (``ValueError``, ``TypeError``,
+...), so ``except ValueError`` keeps working.
+"""
+
+from __future__ import annotations
+
+
+class StriateError(Exception):
+    """Base class of every error striate raises on purpose."""
+
+
+class ShapeError(StriateError, ValueError):
+    """An array has the wrong rank, shape or number of channels."""
+
+
+class DTypeError(StriateError, TypeError):
+    """An array has a dtype the operation does not accept."""
+
+
+class ConfigError(StriateError, ValueError):
+    """A constructor argument or hyperparameter is impossible."""
+
+
+class StateError(StriateError, RuntimeError):
+    """An operation was called in the wrong order (e.g. backward before forward)."""
+
+
+class StateDictError(StriateError, KeyError):
+    """A state dict does not fit the model: missing, unexpected or mis-shaped keys."""
+
+    def __str__(self) -> str:  # KeyError would quote the message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class NonFiniteError(StriateError, FloatingPointError):
+    """A value (input, loss or gradient) is NaN or infinite."""
+
+
+class DataError(StriateError, ValueError):
+    """A data file or data set is missing, corrupt or malformed."""

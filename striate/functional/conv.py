@@ -1,0 +1,152 @@
+"""Convolution kernels (1-D and 2-D): pure forward/backward pairs with a typed cache."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ShapeError
+from .im2col import Pads, col2im, im2col, out_size, pad2d
+
+
+@dataclass(frozen=True)
+class Conv2dCache:
+    """What conv2d_backward needs: the columns, the weight and the geometry."""
+
+    cols: np.ndarray          # (N, C*KH*KW, OH*OW)
+    w: np.ndarray             # (O, C/G, KH, KW)
+    x_shape: tuple[int, int, int, int]
+    pads: Pads
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    groups: int
+    has_bias: bool
+
+
+def conv2d_output_hw(hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
+                     pads: Pads, dilation: tuple[int, int]) -> tuple[int, int]:
+    """(OH, OW) with OH = floor((H + pt + pb - d*(KH-1) - 1) / s) + 1."""
+    return (
+        out_size(hw[0], kernel[0], stride[0], pads[0][0] + pads[0][1], dilation[0]),
+        out_size(hw[1], kernel[1], stride[1], pads[1][0] + pads[1][1], dilation[1]),
+    )
+
+
+def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
+                   stride: tuple[int, int] = (1, 1), padding: Pads = ((0, 0), (0, 0)),
+                   dilation: tuple[int, int] = (1, 1), groups: int = 1
+                   ) -> tuple[np.ndarray, Conv2dCache]:
+    """2-D cross-correlation (PyTorch's conv2d) as im2col + one batched GEMM.
+
+    Args:
+        x: input (N, C, H, W).
+        w: weight (O, C/groups, KH, KW).
+        b: bias (O,) or None.
+        stride, dilation: (sh, sw), (dh, dw).
+        padding: ((top, bottom), (left, right)) zero padding.
+        groups: channels are split into this many independent groups.
+
+    Shape:
+        (N, C, H, W) -> (N, O, OH, OW),
+        OH = floor((H + top + bottom - dh*(KH-1) - 1) / sh) + 1 (and likewise OW).
+
+    Returns:
+        (y, cache) for :func:`conv2d_backward`.
+    """
+    n, c, h, wd = x.shape
+    o, cg, kh, kw = w.shape
+    g = groups
+    if cg * g != c:
+        raise ShapeError(f"conv2d: weight expects {cg * g} input channels; received {c}")
+    oh, ow = conv2d_output_hw((h, wd), (kh, kw), stride, padding, dilation)
+    if oh < 1 or ow < 1:
+        raise ShapeError(
+            f"conv2d: kernel {(kh, kw)} (dilation {dilation}) is larger than the padded input "
+            f"{(h + sum(padding[0]), wd + sum(padding[1]))}"
+        )
+    xp = pad2d(x, padding)
+    cols = im2col(xp, (kh, kw), stride, dilation, (oh, ow))   # (N, C*KH*KW, OH*OW)
+    if g == 1:
+        y = np.matmul(w.reshape(o, cg * kh * kw), cols)        # (N, O, OH*OW)
+    else:
+        cols_g = cols.reshape(n, g, cg * kh * kw, oh * ow)     # (N, G, Cg*KH*KW, OH*OW)
+        y = np.matmul(w.reshape(g, o // g, cg * kh * kw), cols_g)  # (N, G, O/G, OH*OW)
+    y = y.reshape(n, o, oh, ow)                                # (N, O, OH, OW)
+    if b is not None:
+        y += b.reshape(1, o, 1, 1)
+    cache = Conv2dCache(cols, w, (n, c, h, wd), padding, stride, dilation, g, b is not None)
+    return y, cache
+
+
+def conv2d_backward(dy: np.ndarray, cache: Conv2dCache
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Gradients of conv2d_forward.
+
+    Args:
+        dy: upstream gradient (N, O, OH, OW).
+        cache: from :func:`conv2d_forward`.
+
+    Returns:
+        (dx (N, C, H, W), dw (O, C/G, KH, KW), db (O,) or None).
+    """
+    cols, w, g = cache.cols, cache.w, cache.groups
+    n, c, h, wd = cache.x_shape
+    o, cg, kh, kw = w.shape
+    oh, ow = dy.shape[2], dy.shape[3]
+    k = cg * kh * kw
+    db = dy.sum(axis=(0, 2, 3)) if cache.has_bias else None
+    if g == 1:
+        dy3 = dy.reshape(n, o, oh * ow)                           # (N, O, OH*OW)
+        dw = np.matmul(dy3, cols.transpose(0, 2, 1)).sum(axis=0)  # (O, C*KH*KW)
+        dcols = np.matmul(w.reshape(o, k).T, dy3)                 # (N, C*KH*KW, OH*OW)
+    else:
+        dy4 = dy.reshape(n, g, o // g, oh * ow)                   # (N, G, O/G, OH*OW)
+        cols_g = cols.reshape(n, g, k, oh * ow)                   # (N, G, Cg*KH*KW, OH*OW)
+        dw = np.matmul(dy4, cols_g.transpose(0, 1, 3, 2)).sum(axis=0)  # (G, O/G, K)
+        w_g = w.reshape(g, o // g, k)
+        dcols = np.matmul(w_g.transpose(0, 2, 1), dy4)            # (N, G, K, OH*OW)
+    (pt, pb), (pl, pr) = cache.pads
+    padded = (n, c, h + pt + pb, wd + pl + pr)
+    dxp = col2im(dcols.reshape(n, c * kh * kw, oh * ow), padded, (kh, kw),
+                 cache.stride, cache.dilation, (oh, ow))
+    dx = np.ascontiguousarray(dxp[:, :, pt:pt + h, pl:pl + wd])
+    return dx, dw.reshape(w.shape), db
+
+
+@dataclass(frozen=True)
+class Conv1dCache:
+    """conv1d is conv2d over a height of 1; this wraps that cache."""
+
+    inner: Conv2dCache
+
+
+def conv1d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
+                   stride: int = 1, padding: tuple[int, int] = (0, 0),
+                   dilation: int = 1, groups: int = 1) -> tuple[np.ndarray, Conv1dCache]:
+    """1-D cross-correlation (a TDNN layer: convolution over time).
+
+    Args:
+        x: input (N, C, L).
+        w: weight (O, C/groups, K).
+        b: bias (O,) or None.
+        padding: (before, after) zero padding.
+
+    Shape:
+        (N, C, L) -> (N, O, L_out), L_out = floor((L + before + after - d*(K-1) - 1) / s) + 1.
+
+    Returns:
+        (y, cache) for :func:`conv1d_backward`.
+    """
+    y, cache = conv2d_forward(
+        x[:, :, None, :], w[:, :, None, :], b,                   # (N, C, 1, L), (O, Cg, 1, K)
+        stride=(1, stride), padding=((0, 0), padding), dilation=(1, dilation), groups=groups,
+    )
+    return y[:, :, 0, :], Conv1dCache(cache)                     # (N, O, L_out)
+
+
+def conv1d_backward(dy: np.ndarray, cache: Conv1dCache
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Gradients of conv1d_forward: (dx (N, C, L), dw (O, C/G, K), db (O,) or None)."""
+    dx, dw, db = conv2d_backward(dy[:, :, None, :], cache.inner)  # (N, O, 1, L_out)
+    return dx[:, :, 0, :], dw[:, :, 0, :], db

@@ -1,0 +1,86 @@
+"""im2col / col2im: turn sliding windows into columns of a matrix and back.
+
+A convolution becomes one matrix multiply over these columns.  The window view
+is built with ``as_strided`` (no copy); the only copy is the one that lays the
+columns out contiguously for the GEMM.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+Pads = tuple[tuple[int, int], tuple[int, int]]
+
+
+def out_size(size: int, k: int, stride: int, pad: int, dilation: int = 1) -> int:
+    """Output length of a sliding window: floor((size + pad - d*(k-1) - 1) / stride) + 1.
+
+    ``pad`` is the total padding (before + after).
+    """
+    return (size + pad - dilation * (k - 1) - 1) // stride + 1
+
+
+def pad2d(x: np.ndarray, pads: Pads, value: float = 0.0) -> np.ndarray:
+    """Pad the last two axes of (N, C, H, W) by ((top, bottom), (left, right))."""
+    (pt, pb), (pl, pr) = pads
+    if pt == pb == pl == pr == 0:
+        return x
+    n, c, h, w = x.shape
+    xp = np.full((n, c, h + pt + pb, w + pl + pr), value, dtype=x.dtype)
+    xp[:, :, pt:pt + h, pl:pl + w] = x
+    return xp
+
+
+def windows(xp: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
+            dilation: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
+    """A read-only strided view of every window of a padded (N, C, Hp, Wp) array.
+
+    Returns:
+        view of shape (N, C, KH, KW, OH, OW); element [n, c, i, j, oh, ow] is
+        xp[n, c, oh*sh + i*dh, ow*sw + j*dw].
+    """
+    n, c = xp.shape[:2]
+    s_n, s_c, s_h, s_w = xp.strides
+    kh, kw = kernel
+    oh, ow = out_hw
+    return as_strided(
+        xp,
+        shape=(n, c, kh, kw, oh, ow),
+        strides=(s_n, s_c, s_h * dilation[0], s_w * dilation[1], s_h * stride[0], s_w * stride[1]),
+        writeable=False,
+    )
+
+
+def im2col(xp: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
+           dilation: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
+    """Columns of a padded input for a convolution GEMM.
+
+    Shape:
+        xp (N, C, Hp, Wp) -> (N, C*KH*KW, OH*OW)
+    """
+    n, c = xp.shape[:2]
+    view = windows(xp, kernel, stride, dilation, out_hw)  # (N, C, KH, KW, OH, OW)
+    return np.ascontiguousarray(view).reshape(n, c * kernel[0] * kernel[1], out_hw[0] * out_hw[1])
+
+
+def col2im(dcols: np.ndarray, padded_shape: tuple[int, int, int, int],
+           kernel: tuple[int, int], stride: tuple[int, int],
+           dilation: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
+    """Scatter-add columns back into a padded input: the adjoint of :func:`im2col`.
+
+    Shape:
+        dcols (N, C*KH*KW, OH*OW) -> (N, C, Hp, Wp)
+    """
+    n, c, hp, wp = padded_shape
+    kh, kw = kernel
+    oh, ow = out_hw
+    sh, sw = stride
+    dh, dw = dilation
+    d6 = dcols.reshape(n, c, kh, kw, oh, ow)  # (N, C, KH, KW, OH, OW)
+    dxp = np.zeros(padded_shape, dtype=dcols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            h0, w0 = i * dh, j * dw
+            dxp[:, :, h0:h0 + sh * (oh - 1) + 1:sh, w0:w0 + sw * (ow - 1) + 1:sw] += d6[:, :, i, j]
+    return dxp

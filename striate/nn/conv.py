@@ -1,0 +1,149 @@
+"""Convolution layers: Conv1d and Conv2d (torch.nn's arguments and defaults)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import init
+from .._random import get_rng
+from ..errors import ConfigError, ShapeError
+from ..functional import conv as F
+from ..functional._utils import conv_padding, ntuple
+from .module import Module
+from .parameter import Parameter
+
+__all__ = ['Conv1d', 'Conv2d']
+
+
+class _ConvNd(Module):
+    """Shared construction of Conv1d/Conv2d: checks, parameters, default init."""
+
+    _nd = 2
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1,
+                 padding: Any = 0, dilation: Any = 1, groups: int = 1, bias: bool = True,
+                 padding_mode: str = "zeros", dtype: Any = None, rng: Any = None) -> None:
+        super().__init__()
+        name = type(self).__name__
+        for arg, val in (("in_channels", in_channels), ("out_channels", out_channels),
+                         ("groups", groups)):
+            if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
+                raise ConfigError(f"{name}: {arg} must be a positive int; received {val!r}")
+        if in_channels % groups or out_channels % groups:
+            raise ConfigError(
+                f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) "
+                f"must both be divisible by groups ({groups})"
+            )
+        if padding_mode != "zeros":
+            raise ConfigError(f"{name}: only padding_mode='zeros' is supported; received '{padding_mode}'")
+        nd = self._nd
+        self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
+        self.kernel_size = ntuple(kernel_size, nd, f"{name} kernel_size")
+        self.stride = ntuple(stride, nd, f"{name} stride")
+        self.dilation = ntuple(dilation, nd, f"{name} dilation")
+        self.padding = padding if isinstance(padding, str) else ntuple(padding, nd, f"{name} padding", 0)
+        self._pads = conv_padding(padding, self.kernel_size, self.dilation, self.stride)
+        dt = np.dtype(dtype or np.float32)
+        shape = (self.out_channels, self.in_channels // groups, *self.kernel_size)
+        self.weight = Parameter(np.empty(shape, dtype=dt))
+        self.register_parameter("bias", Parameter(np.empty(self.out_channels, dtype=dt)) if bias else None)
+        self.reset_parameters(rng)
+
+    def reset_parameters(self, rng: Any = None) -> None:
+        """torch's default: kaiming_uniform_(a=sqrt(5)); bias U(+-1/sqrt(fan_in))."""
+        rng = get_rng(rng)
+        fan_in = self.weight.data[0].size
+        init.default_layer_init_(self.weight, self.bias, fan_in, rng)
+
+    def _check_fits(self, x: np.ndarray) -> None:
+        """Refuse an input smaller than the (dilated) kernel after padding."""
+        for size, k, d, (pb, pa) in zip(x.shape[2:], self.kernel_size, self.dilation, self._pads):
+            if size + pb + pa < d * (k - 1) + 1:
+                raise ShapeError(
+                    f"{self.where()}: kernel {self.kernel_size} (dilation {self.dilation}) is "
+                    f"larger than the padded input; received input {tuple(x.shape)} with "
+                    f"padding {self.padding!r}"
+                )
+
+    def extra_repr(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding not in (0, (0,) * self._nd, "valid"):
+            s += f", padding={self.padding!r}"
+        if self.dilation != (1,) * self._nd:
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s
+
+
+class Conv2d(_ConvNd):
+    """2-D convolution (cross-correlation) over (N, C, H, W).
+
+    Args:
+        in_channels, out_channels: channel counts (both divisible by ``groups``).
+        kernel_size, stride, dilation: int or (h, w).
+        padding: int, (h, w), 'same' (stride 1 only) or 'valid'.
+        groups: 1 is a full convolution; in_channels is depthwise.
+        bias: whether to add a learned bias.
+        dtype: parameter dtype (float32 by default).
+        rng: generator for the initial weights.
+
+    Shape:
+        (N, C_in, H, W) -> (N, C_out, H_out, W_out),
+        H_out = floor((H + 2*padding - dilation*(kernel-1) - 1) / stride) + 1.
+    """
+
+    _nd = 2
+
+    def forward(self, x: Any) -> np.ndarray:
+        x = self._float_input(x, self.weight.data.dtype)
+        self._check_ndim(x, ("N", self.in_channels, "H", "W"))
+        self._check_fits(x)
+        b = None if self.bias is None else self.bias.data
+        y, cache = F.conv2d_forward(x, self.weight.data, b, stride=self.stride,
+                                    padding=self._pads, dilation=self.dilation, groups=self.groups)
+        self._keep(cache)
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        dx, dw, db = F.conv2d_backward(dy, self._take())
+        self.weight.accumulate(dw)
+        if db is not None:
+            self.bias.accumulate(db)
+        return dx
+
+
+class Conv1d(_ConvNd):
+    """1-D convolution over (N, C, L): the time-delay neural network (TDNN) layer.
+
+    Args:
+        as :class:`Conv2d`, with int (or 1-tuple) kernel_size, stride, padding, dilation.
+
+    Shape:
+        (N, C_in, L) -> (N, C_out, L_out),
+        L_out = floor((L + 2*padding - dilation*(kernel-1) - 1) / stride) + 1.
+    """
+
+    _nd = 1
+
+    def forward(self, x: Any) -> np.ndarray:
+        x = self._float_input(x, self.weight.data.dtype)
+        self._check_ndim(x, ("N", self.in_channels, "L"))
+        self._check_fits(x)
+        b = None if self.bias is None else self.bias.data
+        y, cache = F.conv1d_forward(x, self.weight.data, b, stride=self.stride[0],
+                                    padding=self._pads[0], dilation=self.dilation[0],
+                                    groups=self.groups)
+        self._keep(cache)
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        dx, dw, db = F.conv1d_backward(dy, self._take())
+        self.weight.accumulate(dw)
+        if db is not None:
+            self.bias.accumulate(db)
+        return dx
