@@ -31,7 +31,12 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     if nonlinearity == "relu":
         return math.sqrt(2.0)
     if nonlinearity == "leaky_relu":
-        slope = 0.01 if param is None else float(param)
+        if param is None:
+            slope = 0.01
+        elif isinstance(param, (int, float)) and not isinstance(param, bool):
+            slope = float(param)
+        else:
+            raise ConfigError(f"calculate_gain: negative_slope must be a number; received {param!r}")
         return math.sqrt(2.0 / (1 + slope**2))
     if nonlinearity == "selu":
         return 3.0 / 4
@@ -49,19 +54,24 @@ def fan_in_and_fan_out(shape: tuple[int, ...]) -> tuple[int, int]:
 
 
 def _fan(shape: tuple[int, ...], mode: str) -> int:
+    mode = mode.lower() if isinstance(mode, str) else mode
     if mode not in ("fan_in", "fan_out"):
-        raise ConfigError(f"mode must be 'fan_in' or 'fan_out'; received '{mode}'")
+        raise ConfigError(f"mode must be 'fan_in' or 'fan_out'; received {mode!r}")
     fi, fo = fan_in_and_fan_out(shape)
     return fi if mode == "fan_in" else fo
 
 
 def uniform_(t: Any, a: float = 0.0, b: float = 1.0, rng=None) -> Any:
+    if not a <= b:
+        raise ConfigError(f"uniform_ expects a <= b; received a={a!r}, b={b!r}")
     arr = _array(t)
     arr[...] = get_rng(rng).uniform(a, b, size=arr.shape)
     return t
 
 
 def normal_(t: Any, mean: float = 0.0, std: float = 1.0, rng=None) -> Any:
+    if not std >= 0:
+        raise ConfigError(f"normal_ expects std >= 0; received std={std!r}")
     arr = _array(t)
     arr[...] = get_rng(rng).normal(mean, std, size=arr.shape)
     return t
@@ -82,6 +92,8 @@ def ones_(t: Any) -> Any:
 
 def xavier_uniform_(t: Any, gain: float = 1.0, rng=None) -> Any:
     """Glorot uniform: U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out))."""
+    if _array(t).size == 0:  # as torch: initialising an empty tensor is a no-op
+        return t
     fi, fo = fan_in_and_fan_out(_array(t).shape)
     a = gain * math.sqrt(6.0 / (fi + fo))
     return uniform_(t, -a, a, rng)
@@ -89,6 +101,8 @@ def xavier_uniform_(t: Any, gain: float = 1.0, rng=None) -> Any:
 
 def xavier_normal_(t: Any, gain: float = 1.0, rng=None) -> Any:
     """Glorot normal: N(0, std^2), std = gain * sqrt(2 / (fan_in + fan_out))."""
+    if _array(t).size == 0:
+        return t
     fi, fo = fan_in_and_fan_out(_array(t).shape)
     return normal_(t, 0.0, gain * math.sqrt(2.0 / (fi + fo)), rng)
 
@@ -96,6 +110,8 @@ def xavier_normal_(t: Any, gain: float = 1.0, rng=None) -> Any:
 def kaiming_uniform_(t: Any, a: float = 0.0, mode: str = "fan_in",
                      nonlinearity: str = "leaky_relu", rng=None) -> Any:
     """He uniform: U(-b, b), b = gain * sqrt(3 / fan)."""
+    if _array(t).size == 0:
+        return t
     fan = _fan(_array(t).shape, mode)
     bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / fan)
     return uniform_(t, -bound, bound, rng)
@@ -104,6 +120,8 @@ def kaiming_uniform_(t: Any, a: float = 0.0, mode: str = "fan_in",
 def kaiming_normal_(t: Any, a: float = 0.0, mode: str = "fan_in",
                     nonlinearity: str = "leaky_relu", rng=None) -> Any:
     """He normal: N(0, std^2), std = gain / sqrt(fan)."""
+    if _array(t).size == 0:
+        return t
     fan = _fan(_array(t).shape, mode)
     return normal_(t, 0.0, calculate_gain(nonlinearity, a) / math.sqrt(fan), rng)
 
@@ -117,6 +135,7 @@ glorot_normal_ = xavier_normal_
 
 def default_layer_init_(weight: Any, bias: Any | None, fan_in: int, rng=None) -> None:
     """torch's default for Linear/Conv: kaiming_uniform_(a=sqrt(5)) and U(+-1/sqrt(fan_in)) bias."""
+    rng = get_rng(rng)  # resolve a seed once, so weight and bias draw from one stream
     kaiming_uniform_(weight, a=math.sqrt(5), rng=rng)
     if bias is not None:
         bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0

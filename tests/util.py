@@ -29,7 +29,10 @@ def assert_close(a: Any, b: Any, dtype: Any = np.float64, what: str = "", tol: f
 
 def torch_or_skip():
     """Import torch or skip the test (the oracle is a test-only dependency)."""
-    return pytest.importorskip("torch")
+    torch = pytest.importorskip("torch")
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+    return torch
 
 
 def to_torch(x: np.ndarray, grad: bool = True):

@@ -1,1 +1,175 @@
-"""Placeholder: filled in by its owner."""
+"""Normalisation kernels: batch normalisation and local response normalisation.
+
+Both work on (N, C, *) arrays with channels on axis 1.  Batch norm's running
+statistics are state, so they live in the layer; the kernels here are pure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def _stat_axes(ndim: int) -> tuple[int, ...]:
+    """Every axis but the channel axis 1: (0, 2, 3, ...)."""
+    return (0,) + tuple(range(2, ndim))
+
+
+def _per_channel(v: np.ndarray, ndim: int) -> np.ndarray:
+    """A (C,) vector reshaped to broadcast over an ndim-D (N, C, *) array."""
+    return v.reshape((1, -1) + (1,) * (ndim - 2))                    # (1, C, 1, ...)
+
+
+# --------------------------------------------------------------------- batch norm
+@dataclass(frozen=True)
+class BatchNormCache:
+    """What batch_norm_backward needs."""
+
+    xhat: np.ndarray               # (N, C, *) the normalised input
+    inv_std: np.ndarray            # (C,) 1 / sqrt(var + eps)
+    weight: np.ndarray | None      # (C,) or None (affine=False)
+    has_bias: bool
+    batch_stats: bool              # mean and var were this batch's own moments
+
+
+def batch_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per-channel mean and biased variance over every axis but 1.
+
+    Shape:
+        x (N, C, *) -> mean (C,), var (C,); also returns the count
+        M = N * prod(*) of values per channel.
+    """
+    axes = _stat_axes(x.ndim)
+    mean = x.mean(axis=axes)
+    centred = x - _per_channel(mean, x.ndim)
+    var = np.mean(centred * centred, axis=axes)
+    return mean, var, x.size // x.shape[1]
+
+
+def batch_norm_forward(x: np.ndarray, mean: np.ndarray, var: np.ndarray,
+                       weight: np.ndarray | None, bias: np.ndarray | None, *,
+                       eps: float = 1e-5, batch_stats: bool = True
+                       ) -> tuple[np.ndarray, BatchNormCache]:
+    """y = (x - mean) / sqrt(var + eps) * weight + bias, per channel (axis 1).
+
+    Args:
+        x: input (N, C, *).
+        mean, var: (C,) statistics: the batch's own (from :func:`batch_moments`,
+            training) or running ones (evaluation).
+        weight, bias: (C,) affine parameters, or None.
+        eps: added to the variance.
+        batch_stats: whether mean and var are x's own moments; backward then
+            differentiates through them as well.
+
+    Shape:
+        (N, C, *) -> (N, C, *).
+
+    Returns:
+        (y, cache) for :func:`batch_norm_backward`.
+    """
+    nd = x.ndim
+    inv_std = 1.0 / np.sqrt(var + eps)
+    xhat = (x - _per_channel(mean, nd)) * _per_channel(inv_std, nd)
+    y = xhat if weight is None else xhat * _per_channel(weight, nd)
+    if bias is not None:
+        y = y + _per_channel(bias, nd)
+    cache = BatchNormCache(xhat, inv_std, weight, bias is not None, batch_stats)
+    return y.astype(x.dtype, copy=False), cache
+
+
+def batch_norm_backward(dy: np.ndarray, cache: BatchNormCache
+                        ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Gradients of batch_norm_forward.
+
+    With batch statistics (training) the mean and variance depend on x:
+    dx = inv_std * (g - mean(g) - xhat * mean(g * xhat)), g = dy * weight;
+    with fixed statistics (evaluation) dx = g * inv_std.
+
+    Returns:
+        (dx (N, C, *), dweight (C,) or None, dbias (C,) or None).
+    """
+    nd, axes = dy.ndim, _stat_axes(dy.ndim)
+    xhat = cache.xhat
+    dweight = None if cache.weight is None else np.sum(dy * xhat, axis=axes)
+    dbias = np.sum(dy, axis=axes) if cache.has_bias else None
+    g = dy if cache.weight is None else dy * _per_channel(cache.weight, nd)
+    if cache.batch_stats:
+        g_mean = np.mean(g, axis=axes, keepdims=True)                 # (1, C, 1, ...)
+        gx_mean = np.mean(g * xhat, axis=axes, keepdims=True)         # (1, C, 1, ...)
+        g = g - g_mean - xhat * gx_mean
+    dx = g * _per_channel(cache.inv_std, nd)
+    return dx.astype(dy.dtype, copy=False), dweight, dbias
+
+
+# --------------------------------------------------------------------- local response norm
+@dataclass(frozen=True)
+class LocalResponseNormCache:
+    """The input, the denominator's base k + alpha/size * sum(x^2), and the options."""
+
+    x: np.ndarray                  # (N, C, *)
+    base: np.ndarray               # (N, C, *)
+    size: int
+    alpha: float
+    beta: float
+
+
+def channel_window_sum(a: np.ndarray, before: int, after: int) -> np.ndarray:
+    """out[:, c] = sum of a[:, c - before .. c + after] (channels outside count as 0).
+
+    Shape:
+        (N, C, *) -> (N, C, *).
+    """
+    c = a.shape[1]
+    widths = [(0, 0)] * a.ndim
+    widths[1] = (before, after)
+    ap = np.pad(a, widths)                                           # (N, C+before+after, *)
+    out = np.zeros_like(a)
+    for i in range(before + after + 1):                              # loop over window offsets
+        out += ap[:, i:i + c]
+    return out
+
+
+def local_response_norm_forward(x: np.ndarray, *, size: int, alpha: float = 1e-4,
+                                beta: float = 0.75, k: float = 1.0
+                                ) -> tuple[np.ndarray, LocalResponseNormCache]:
+    """Normalise each value by its neighbours across channels (AlexNet's LRN), as torch.
+
+    y[:, c] = x[:, c] / (k + alpha/size * sum_{j=c-size//2}^{c+(size-1)//2} x[:, j]^2)^beta,
+    channels outside [0, C) counting as 0 (torch pads size//2 before and
+    (size-1)//2 after, then averages over the window of ``size``).
+
+    Args:
+        x: input (N, C, *) with at least one trailing axis.
+        size: number of channels in the window.
+        alpha, beta, k: the formula's constants.
+
+    Shape:
+        (N, C, *) -> (N, C, *).
+
+    Returns:
+        (y, cache) for :func:`local_response_norm_backward`.
+    """
+    sq_sum = channel_window_sum(x * x, size // 2, (size - 1) // 2)
+    base = k + (alpha / size) * sq_sum
+    y = x * base ** -beta
+    cache = LocalResponseNormCache(x, base, int(size), float(alpha), float(beta))
+    return y.astype(x.dtype, copy=False), cache
+
+
+def local_response_norm_backward(dy: np.ndarray, cache: LocalResponseNormCache) -> np.ndarray:
+    """Gradient of local_response_norm_forward.
+
+    dx[j] = dy[j] * base[j]^-beta
+            - 2 * alpha * beta / size * x[j] * sum_{c: j in window(c)} dy[c] * x[c] * base[c]^(-beta-1);
+    the channels c whose window holds j are j - (size-1)//2 .. j + size//2.
+
+    Returns:
+        dx (N, C, *).
+    """
+    x, base, size, beta = cache.x, cache.base, cache.size, cache.beta
+    scale = base ** -beta
+    t = dy * x * scale / base
+    back = channel_window_sum(t, (size - 1) // 2, size // 2)
+    dx = dy * scale - (2.0 * cache.alpha * beta / size) * x * back
+    return dx.astype(dy.dtype, copy=False)
