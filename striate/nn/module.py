@@ -45,6 +45,13 @@ def is_grad_enabled() -> bool:
 class Module:
     """Base class: parameters, buffers, children, train/eval and state dicts."""
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> "Module":
+        obj = super().__new__(cls)
+        # The constructor arguments, kept so a model's architecture can be written
+        # as JSON and rebuilt without the code that built it (striate.save/load).
+        object.__setattr__(obj, "_init_args", (args, kwargs))
+        return obj
+
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
