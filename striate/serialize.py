@@ -107,16 +107,14 @@ def build_from_config(cfg: dict) -> Module:
     if "custom" in cfg:
         return cls.from_config(cfg["custom"])
     try:
-        model = cls(*_decode(cfg.get("args", [])), **_decode(cfg.get("kwargs", {})))
+        kwargs = {k: _decode(v) for k, v in cfg.get("kwargs", {}).items()}
+        model = cls(*_decode(cfg.get("args", [])), **kwargs)
     except TypeError as e:
         raise DataError(f"model architecture: cannot build {cfg['class']}: {e}") from None
-    existing = dict(model.named_children())
+    # Children are rebuilt from their own entries, so a child replaced after
+    # construction (e.g. a BatchNorm folded into Identity) comes back as saved.
     for name, child_cfg in cfg.get("children", []):
-        child = build_from_config(child_cfg)
-        if name in existing or cls.__name__ in ("Sequential", "ModuleList"):
-            model.add_module(name, child)
-        else:
-            model.add_module(name, child)
+        model.add_module(name, build_from_config(child_cfg))
     model.train(cfg.get("training", True))
     return model
 
