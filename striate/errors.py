@@ -43,3 +43,7 @@ class NonFiniteError(StriateError, FloatingPointError):
 
 class DataError(StriateError, ValueError):
     """A data file or data set is missing, corrupt or malformed."""
+
+
+class MissingDependencyError(StriateError, ImportError):
+    """An optional dependency (Pillow, onnx, matplotlib) is needed but not installed."""
