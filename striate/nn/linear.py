@@ -98,7 +98,11 @@ class Flatten(Module):
 
 
 class Identity(Module):
-    """Returns its input unchanged (a placeholder layer)."""
+    """Returns its input unchanged (a placeholder layer, e.g. for a folded BatchNorm).
+
+    Shape:
+        any shape -> the same shape.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__()
