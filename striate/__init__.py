@@ -1,6 +1,6 @@
 """striate: convolutional neural networks in NumPy, with exact forward and backward passes."""
 
-from . import data, errors, functional, init, nn, optim
+from . import data, errors, functional, init, models, nn, optim, train
 from ._random import default_generator, manual_seed
 from .fold import count_batchnorm, fold_batchnorm
 from .gradcheck import gradcheck
@@ -9,5 +9,5 @@ from .nn.module import is_grad_enabled, no_grad
 
 __version__ = "0.1.0"
 
-__all__ = ["data", "errors", "functional", "init", "nn", "optim", "manual_seed", "default_generator",
+__all__ = ["data", "errors", "models", "train", "functional", "init", "nn", "optim", "manual_seed", "default_generator",
            "gradcheck", "fold_batchnorm", "count_batchnorm", "save", "load", "no_grad", "is_grad_enabled", "__version__"]

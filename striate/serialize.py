@@ -119,14 +119,24 @@ def build_from_config(cfg: dict) -> Module:
     return model
 
 
-def save(model: Module, path: str | os.PathLike) -> None:
+def save(model: Module, path: str | os.PathLike, metadata: dict | None = None) -> None:
     """Write ``model`` (weights and architecture) to one ``.npz`` file, atomically.
 
     Args:
         model: a model built from striate layers (zoo models included).
         path: the file to write; a temporary file beside it is renamed over it.
+        metadata: JSON-able facts to keep with it (class names, input normalisation);
+            defaults to ``model.metadata`` if the model has one. ``load`` restores it
+            as ``model.metadata``.
     """
     arch = {"format": FORMAT, "model": module_config(model)}
+    metadata = metadata if metadata is not None else getattr(model, "metadata", None)
+    if metadata is not None:
+        try:
+            json.dumps(metadata)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"save: metadata must be JSON-serialisable ({e})") from None
+        arch["metadata"] = metadata
     spec = getattr(model, "zoo_spec", None)
     if spec is not None:
         arch["zoo"] = spec
@@ -205,4 +215,5 @@ def load(path: str | os.PathLike) -> Module:
         raise DataError(f"{os.fspath(path)}: {e}") from None
     if "zoo" in arch:
         model.zoo_spec = arch["zoo"]
+    model.metadata = arch.get("metadata") or {}
     return model

@@ -177,3 +177,39 @@ def read_image_tar(path: str | os.PathLike, splits: Sequence[str] = ("train", "t
         labels = np.array([index[m[1]] for m in chosen], dtype=np.int64)
         out[split] = (images, labels, classes)
     return out
+
+
+MAX_IMAGE_PIXELS = 50_000_000
+
+
+def load_image_for_model(path: str | os.PathLike, shape: tuple[int, int, int]) -> np.ndarray:
+    """Read one image file and fit it to a model's input: channels, then size.
+
+    Args:
+        path: a PNG/JPEG/... file.
+        shape: the model's input (C, H, W); C = 1 converts to grey, 3 to RGB.
+
+    Shape:
+        Output: (C, H, W) uint8, resized (bilinear) if the file's size differs.
+
+    Raises:
+        DataError: not an image, or larger than MAX_IMAGE_PIXELS pixels.
+    """
+    Image = require_pillow()
+    c, h, w = shape
+    mode = "L" if c == 1 else "RGB"
+    name = os.fspath(path)
+    try:
+        with Image.open(name) as im:
+            if im.width * im.height > MAX_IMAGE_PIXELS:
+                raise DataError(f"{name}: image of {im.width}x{im.height} pixels is larger than "
+                                f"the limit of {MAX_IMAGE_PIXELS:,} pixels")
+            im = im.convert(mode)
+            if im.size != (w, h):
+                im = im.resize((w, h), Image.BILINEAR)
+            pixels = np.asarray(im, dtype=np.uint8)
+    except FileNotFoundError:
+        raise DataError(f"{name}: no such image file") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise DataError(f"{name}: not a readable image ({e})") from None
+    return pixels.reshape(h, w, -1).transpose(2, 0, 1).copy()          # (C, H, W)

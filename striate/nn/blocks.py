@@ -274,6 +274,7 @@ class InceptionModule(Module):
         ch3x3red, ch3x3: reduce and output channels of branch2.
         ch5x5red, ch5x5: reduce and output channels of branch3.
         pool_proj: output channels of branch4.
+        branch3_kernel: kernel of branch3's second conv: 5 (the paper) or 3 (torchvision).
         conv_block: callable (in, out, **conv kwargs) -> module; BasicConv2d by default.
         dtype: parameter dtype (float32 by default).
         rng: generator for the initial weights.
@@ -284,10 +285,12 @@ class InceptionModule(Module):
 
     def __init__(self, in_channels: int, ch1x1: int, ch3x3red: int, ch3x3: int, ch5x5red: int,
                  ch5x5: int, pool_proj: int, conv_block: Callable[..., Module] | None = None, *,
-                 dtype: Any = None, rng: Any = None) -> None:
+                 branch3_kernel: int = 5, dtype: Any = None, rng: Any = None) -> None:
         super().__init__()
         _check_positive("InceptionModule", in_channels=in_channels, ch1x1=ch1x1, ch3x3red=ch3x3red,
                         ch3x3=ch3x3, ch5x5red=ch5x5red, ch5x5=ch5x5, pool_proj=pool_proj)
+        if branch3_kernel not in (1, 3, 5, 7):
+            raise ConfigError(f"InceptionModule: branch3_kernel must be 1, 3, 5 or 7; received {branch3_kernel!r}")
         dt = np.dtype(dtype or np.float32)
         rng = get_rng(rng)
         if conv_block is None:
@@ -303,7 +306,8 @@ class InceptionModule(Module):
         self.branch2 = Sequential(block(in_channels, ch3x3red, kernel_size=1),
                                   block(ch3x3red, ch3x3, kernel_size=3, padding=1))
         self.branch3 = Sequential(block(in_channels, ch5x5red, kernel_size=1),
-                                  block(ch5x5red, ch5x5, kernel_size=5, padding=2))
+                                  block(ch5x5red, ch5x5, kernel_size=branch3_kernel,
+                                        padding=branch3_kernel // 2))
         self.branch4 = Sequential(MaxPool2d(kernel_size=3, stride=1, padding=1, ceil_mode=True),
                                   block(in_channels, pool_proj, kernel_size=1))
         self.out_channels = ch1x1 + ch3x3 + ch5x5 + pool_proj
