@@ -83,7 +83,7 @@ def cmd_train(a: argparse.Namespace) -> None:
                       data_dir=a.data_dir, out=out, resume=a.resume,
                       early_stopping=a.early_stopping, skip_nonfinite=a.skip_nonfinite,
                       progress=not a.no_progress)
-    r = train_run(cfg, log=print)
+    r = train_run(cfg, log=lambda s: print(s, flush=True))
     print(f"test accuracy {r['test_accuracy']:.4f}  test loss {r['test_loss']:.4f}  "
           f"epochs {r['epochs']}  {r['seconds']:.1f}s  model {out}/model.npz")
     if a.json:
