@@ -32,6 +32,8 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--augment", action="store_true", help="random crops (and flips where they keep the class)")
     p.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE")
     p.add_argument("--skip-nonfinite", action="store_true", help="skip steps with a NaN/Inf loss or gradient")
+    p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="an option of the zoo builder, e.g. padding=2 (repeatable)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", default=None, help="output folder (default runs/MODEL-DATASET)")
@@ -72,6 +74,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_model_args(items: Sequence[str]) -> dict[str, Any]:
+    """['padding=2', 'activation=relu'] -> {'padding': 2, 'activation': 'relu'} (JSON values, else text)."""
+    from .errors import ConfigError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--model-arg must be KEY=VALUE; received '{item}'")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
 def cmd_train(a: argparse.Namespace) -> None:
     from .train.recipe import TrainConfig, train_run
 
@@ -82,7 +100,7 @@ def cmd_train(a: argparse.Namespace) -> None:
                       label_smoothing=a.label_smoothing, augment=a.augment, seed=a.seed,
                       data_dir=a.data_dir, out=out, resume=a.resume,
                       early_stopping=a.early_stopping, skip_nonfinite=a.skip_nonfinite,
-                      progress=not a.no_progress)
+                      progress=not a.no_progress, model_kwargs=parse_model_args(a.model_arg))
     r = train_run(cfg, log=lambda s: print(s, flush=True))
     print(f"test accuracy {r['test_accuracy']:.4f}  test loss {r['test_loss']:.4f}  "
           f"epochs {r['epochs']}  {r['seconds']:.1f}s  model {out}/model.npz")

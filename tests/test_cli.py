@@ -114,3 +114,10 @@ def test_models_table(monkeypatch, capsys):
     assert code == 0
     rows = {line.split()[0]: line.split()[1] for line in stdout.splitlines()}
     assert rows == {"fashion_cnn": "29,034", "lenet5": "61,706", "resnet20": "272,474"}
+
+
+def test_model_args_parsed_as_json_or_text(capsys):
+    assert cli.parse_model_args(["padding=2", "activation=relu", "hidden=null"]) == \
+        {"padding": 2, "activation": "relu", "hidden": None}
+    code, _, err = run(capsys, "train", "--model-arg", "padding")
+    assert code == 2 and "--model-arg must be KEY=VALUE; received 'padding'" in err
