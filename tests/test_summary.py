@@ -439,5 +439,9 @@ def test_command_line(capsys):
     assert cli.main(["summary", "fashion_cnn", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["total_macs"] == 2_838_080 and d["layers"][0]["receptive_field"]["size"] == [5, 5]
-    assert cli.main(["summary", "lenet5", "--input-shape", "3,32,32"]) == 2
-    assert "c1 (Conv2d) expects input (N, 1, H, W)" in capsys.readouterr().err
+    # a zoo model is built for the given input: 3 channels, 32x32
+    assert cli.main(["summary", "lenet5", "--input-shape", "3,32,32", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["layers"][0]["params"] == 3 * 6 * 25 + 6
+    assert cli.main(["summary", "resnet20", "--input-shape", "1,0,28"]) == 2
+    assert "--input-shape must be positive ints" in capsys.readouterr().err

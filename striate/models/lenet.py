@@ -19,7 +19,7 @@ __all__ = ["lenet5"]
 
 @register("lenet5")
 def lenet5(num_classes: int = 10, in_channels: int = 1, *, activation: str = "tanh",
-           padding: int = 0, input_size: int = 32, dtype: Any = None, rng: Any = None) -> Sequential:
+           padding: int | None = None, input_size: int = 32, dtype: Any = None, rng: Any = None) -> Sequential:
     """LeNet-5: C1 6@5x5, S2, C3 16@5x5, S4, C5 120@5x5, F6 84, output.
 
     The modern reading of the paper, as a Sequential with named layers:
@@ -37,8 +37,9 @@ def lenet5(num_classes: int = 10, in_channels: int = 1, *, activation: str = "ta
         num_classes: outputs (10 digits).
         in_channels: input channels (1 for grey images).
         activation: 'tanh' (as the paper, default) or 'relu'.
-        padding: C1's zero padding; 0 for the paper's 32x32 input, 2 for 28x28 MNIST
-            (which brings it to the same 28x28 C1 maps).
+        padding: C1's zero padding; None (default) pads an input smaller than the
+            paper's 32x32 up to it: 0 for 32x32, 2 for 28x28 MNIST (which gives the
+            same 28x28 C1 maps).
         input_size: the input's height = width; C5 sees an S x S map,
             S = ((input_size + 2*padding - 4) // 2 - 4) // 2 - 4 (1 for 32 with padding 0,
             or 28 with padding 2), and F6 takes 120*S*S inputs.
@@ -55,8 +56,10 @@ def lenet5(num_classes: int = 10, in_channels: int = 1, *, activation: str = "ta
     name = "lenet5"
     num_classes = check_int(name, "num_classes", num_classes)
     in_channels = check_int(name, "in_channels", in_channels)
-    padding = check_int(name, "padding", padding, minimum=0)
     input_size = check_int(name, "input_size", input_size)
+    if padding is None:
+        padding = max(32 - input_size, 0) // 2
+    padding = check_int(name, "padding", padding, minimum=0)
     act = {"tanh": Tanh, "relu": ReLU}[check_choice(name, "activation", activation, ("tanh", "relu"))]
     side = conv_out(input_size, 5, 1, padding)
     side = conv_out(conv_out(side, 2, 2), 5)

@@ -56,8 +56,9 @@ def default_input_shape(model: Module) -> tuple[int, ...]:
     return (channels, int(side), int(side))
 
 
-def _load(source: str, num_classes: int | None) -> Module:
-    from ..models import get_model
+def _load(source: str, num_classes: int | None, shape: tuple[int, ...] | None = None) -> Module:
+    """Load a model file, or build a zoo model (for ``shape``'s channels and size if given)."""
+    from ..models import get_model, model_signature
     from ..serialize import load
 
     if source.lower().endswith(".onnx"):
@@ -68,7 +69,13 @@ def _load(source: str, num_classes: int | None) -> Module:
             raise ConfigError("summary: --num-classes applies to zoo models only; "
                               f"received it with the file '{source}'")
         return load(source)
-    kwargs = {} if num_classes is None else {"num_classes": num_classes}
+    kwargs: dict[str, Any] = {} if num_classes is None else {"num_classes": num_classes}
+    if shape is not None:
+        params = model_signature(source).parameters
+        if "in_channels" in params:
+            kwargs["in_channels"] = shape[0]
+        if "input_size" in params and len(shape) == 3:
+            kwargs["input_size"] = shape[1]
     return get_model(source, rng=0, **kwargs)
 
 
@@ -90,6 +97,6 @@ def summary_for(source: str, input_shape: Any = None, num_classes: int | None = 
     """
     from . import summary
 
-    model = _load(source, num_classes)
-    shape = default_input_shape(model) if input_shape is None else parse_shape(input_shape)
-    return summary(model, shape)
+    shape = None if input_shape is None else parse_shape(input_shape)
+    model = _load(source, num_classes, shape)
+    return summary(model, shape if shape is not None else default_input_shape(model))

@@ -50,6 +50,9 @@ def test_errors():
     with pytest.raises(ConfigError, match=r"lenet5: activation must be one of \('tanh', 'relu'\); received 'sigmoid'"):
         models.lenet5(activation="sigmoid")
     with pytest.raises(ConfigError, match="lenet5: input_size 28 is too small"):
-        models.lenet5(input_size=28)                      # 28x28 needs padding=2
+        models.lenet5(input_size=28, padding=0)           # 28x28 needs padding=2
+    # padding=None (default) pads 28x28 up to the paper's 32x32
+    assert models.lenet5(input_size=28).c1.padding == (2, 2)
+    assert models.lenet5().c1.padding == (0, 0)
     with pytest.raises(ConfigError, match=r"lenet5: padding must be an int >= 0; received -1"):
         models.lenet5(padding=-1)
