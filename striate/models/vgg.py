@@ -73,10 +73,7 @@ def _vgg(depth: int, batch_norm: bool, num_classes: int, in_channels: int, dropo
 
 
 
-@register("vgg11")
-def vgg11(num_classes: int = 1000, in_channels: int = 3, *, dropout: float = 0.5,
-          dtype: Any = None, rng: Any = None) -> Sequential:
-    """VGG-11 (torchvision layout; see ``_vgg``).
+_DOC = """VGG-{depth}{with_bn} (torchvision layout; see ``_vgg``).
 
     Args:
         num_classes: outputs (logits).
@@ -90,168 +87,30 @@ def vgg11(num_classes: int = 1000, in_channels: int = 3, *, dropout: float = 0.5
         2x2 pools divide the size by 32 (floor), the adaptive pool makes it 7x7.
 
     Returns:
-        A Sequential (features, avgpool, flatten, classifier); 132,863,336 parameters
+        A Sequential (features, avgpool, flatten, classifier); {params:,} parameters
         at 1000 classes.
     """
-    return _vgg(11, False, num_classes, in_channels, dropout, dtype, rng)
 
 
-@register("vgg11_bn")
-def vgg11_bn(num_classes: int = 1000, in_channels: int = 3, *, dropout: float = 0.5,
-             dtype: Any = None, rng: Any = None) -> Sequential:
-    """VGG-11 with BatchNorm (torchvision layout; see ``_vgg``).
+def _variant(depth: int, batch_norm: bool, params: int) -> Any:
+    """Register the builder vgg<depth>[_bn], documented with its parameter count."""
+    name = f"vgg{depth}" + ("_bn" if batch_norm else "")
 
-    Args:
-        num_classes: outputs (logits).
-        in_channels: input channels.
-        dropout: drop probability of both Dropout layers.
-        dtype: parameter dtype (float32 by default).
-        rng: generator (or seed) for the initial weights and the dropout masks.
+    def builder(num_classes: int = 1000, in_channels: int = 3, *, dropout: float = 0.5,
+                dtype: Any = None, rng: Any = None) -> Sequential:
+        return _vgg(depth, batch_norm, num_classes, in_channels, dropout, dtype, rng)
 
-    Shape:
-        (N, in_channels, H, W) -> (N, num_classes), H, W >= 32 (224 usual); five
-        2x2 pools divide the size by 32 (floor), the adaptive pool makes it 7x7.
-
-    Returns:
-        A Sequential (features, avgpool, flatten, classifier); 132,868,840 parameters
-        at 1000 classes.
-    """
-    return _vgg(11, True, num_classes, in_channels, dropout, dtype, rng)
+    builder.__name__ = builder.__qualname__ = name
+    builder.__doc__ = _DOC.format(depth=depth, with_bn=" with BatchNorm" if batch_norm else "",
+                                  params=params)
+    return register(name)(builder)
 
 
-@register("vgg13")
-def vgg13(num_classes: int = 1000, in_channels: int = 3, *, dropout: float = 0.5,
-          dtype: Any = None, rng: Any = None) -> Sequential:
-    """VGG-13 (torchvision layout; see ``_vgg``).
-
-    Args:
-        num_classes: outputs (logits).
-        in_channels: input channels.
-        dropout: drop probability of both Dropout layers.
-        dtype: parameter dtype (float32 by default).
-        rng: generator (or seed) for the initial weights and the dropout masks.
-
-    Shape:
-        (N, in_channels, H, W) -> (N, num_classes), H, W >= 32 (224 usual); five
-        2x2 pools divide the size by 32 (floor), the adaptive pool makes it 7x7.
-
-    Returns:
-        A Sequential (features, avgpool, flatten, classifier); 133,047,848 parameters
-        at 1000 classes.
-    """
-    return _vgg(13, False, num_classes, in_channels, dropout, dtype, rng)
-
-
-@register("vgg13_bn")
-def vgg13_bn(num_classes: int = 1000, in_channels: int = 3, *, dropout: float = 0.5,
-             dtype: Any = None, rng: Any = None) -> Sequential:
-    """VGG-13 with BatchNorm (torchvision layout; see ``_vgg``).
-
-    Args:
-        num_classes: outputs (logits).
-        in_channels: input channels.
-        dropout: drop probability of both Dropout layers.
-        dtype: parameter dtype (float32 by default).
-        rng: generator (or seed) for the initial weights and the dropout masks.
-
-    Shape:
-        (N, in_channels, H, W) -> (N, num_classes), H, W >= 32 (224 usual); five
-        2x2 pools divide the size by 32 (floor), the adaptive pool makes it 7x7.
-
-    Returns:
-        A Sequential (features, avgpool, flatten, classifier); 133,053,736 parameters
-        at 1000 classes.
-    """
-    return _vgg(13, True, num_classes, in_channels, dropout, dtype, rng)
-
-
-@register("vgg16")
-def vgg16(num_classes: int = 1000, in_channels: int = 3, *, dropout: float = 0.5,
-          dtype: Any = None, rng: Any = None) -> Sequential:
-    """VGG-16 (torchvision layout; see ``_vgg``).
-
-    Args:
-        num_classes: outputs (logits).
-        in_channels: input channels.
-        dropout: drop probability of both Dropout layers.
-        dtype: parameter dtype (float32 by default).
-        rng: generator (or seed) for the initial weights and the dropout masks.
-
-    Shape:
-        (N, in_channels, H, W) -> (N, num_classes), H, W >= 32 (224 usual); five
-        2x2 pools divide the size by 32 (floor), the adaptive pool makes it 7x7.
-
-    Returns:
-        A Sequential (features, avgpool, flatten, classifier); 138,357,544 parameters
-        at 1000 classes.
-    """
-    return _vgg(16, False, num_classes, in_channels, dropout, dtype, rng)
-
-
-@register("vgg16_bn")
-def vgg16_bn(num_classes: int = 1000, in_channels: int = 3, *, dropout: float = 0.5,
-             dtype: Any = None, rng: Any = None) -> Sequential:
-    """VGG-16 with BatchNorm (torchvision layout; see ``_vgg``).
-
-    Args:
-        num_classes: outputs (logits).
-        in_channels: input channels.
-        dropout: drop probability of both Dropout layers.
-        dtype: parameter dtype (float32 by default).
-        rng: generator (or seed) for the initial weights and the dropout masks.
-
-    Shape:
-        (N, in_channels, H, W) -> (N, num_classes), H, W >= 32 (224 usual); five
-        2x2 pools divide the size by 32 (floor), the adaptive pool makes it 7x7.
-
-    Returns:
-        A Sequential (features, avgpool, flatten, classifier); 138,365,992 parameters
-        at 1000 classes.
-    """
-    return _vgg(16, True, num_classes, in_channels, dropout, dtype, rng)
-
-
-@register("vgg19")
-def vgg19(num_classes: int = 1000, in_channels: int = 3, *, dropout: float = 0.5,
-          dtype: Any = None, rng: Any = None) -> Sequential:
-    """VGG-19 (torchvision layout; see ``_vgg``).
-
-    Args:
-        num_classes: outputs (logits).
-        in_channels: input channels.
-        dropout: drop probability of both Dropout layers.
-        dtype: parameter dtype (float32 by default).
-        rng: generator (or seed) for the initial weights and the dropout masks.
-
-    Shape:
-        (N, in_channels, H, W) -> (N, num_classes), H, W >= 32 (224 usual); five
-        2x2 pools divide the size by 32 (floor), the adaptive pool makes it 7x7.
-
-    Returns:
-        A Sequential (features, avgpool, flatten, classifier); 143,667,240 parameters
-        at 1000 classes.
-    """
-    return _vgg(19, False, num_classes, in_channels, dropout, dtype, rng)
-
-
-@register("vgg19_bn")
-def vgg19_bn(num_classes: int = 1000, in_channels: int = 3, *, dropout: float = 0.5,
-             dtype: Any = None, rng: Any = None) -> Sequential:
-    """VGG-19 with BatchNorm (torchvision layout; see ``_vgg``).
-
-    Args:
-        num_classes: outputs (logits).
-        in_channels: input channels.
-        dropout: drop probability of both Dropout layers.
-        dtype: parameter dtype (float32 by default).
-        rng: generator (or seed) for the initial weights and the dropout masks.
-
-    Shape:
-        (N, in_channels, H, W) -> (N, num_classes), H, W >= 32 (224 usual); five
-        2x2 pools divide the size by 32 (floor), the adaptive pool makes it 7x7.
-
-    Returns:
-        A Sequential (features, avgpool, flatten, classifier); 143,678,248 parameters
-        at 1000 classes.
-    """
-    return _vgg(19, True, num_classes, in_channels, dropout, dtype, rng)
+vgg11 = _variant(11, False, 132_863_336)
+vgg11_bn = _variant(11, True, 132_868_840)
+vgg13 = _variant(13, False, 133_047_848)
+vgg13_bn = _variant(13, True, 133_053_736)
+vgg16 = _variant(16, False, 138_357_544)
+vgg16_bn = _variant(16, True, 138_365_992)
+vgg19 = _variant(19, False, 143_667_240)
+vgg19_bn = _variant(19, True, 143_678_248)

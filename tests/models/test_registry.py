@@ -57,7 +57,7 @@ def test_zoo_spec_records_every_argument_and_rebuilds_the_model():
     net = models.get_model("lenet5", num_classes=7, activation="relu", dtype=np.float64, rng=3)
     spec = net.zoo_spec
     assert spec == {"name": "lenet5", "kwargs": {"num_classes": 7, "in_channels": 1,
-                                                 "activation": "relu", "padding": 0,
+                                                 "activation": "relu", "padding": None,
                                                  "input_size": 32, "dtype": "float64"}}
     spec = json.loads(json.dumps(spec))     # JSON-friendly
     again = models.get_model(spec["name"], **spec["kwargs"])
