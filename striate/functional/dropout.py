@@ -26,8 +26,7 @@ def _apply(x: np.ndarray, mask_shape: tuple[int, ...], p: float,
         return x, DropoutCache(None, 1.0)
     keep = rng.random(mask_shape) >= p                               # P(keep) = 1 - p
     scale = 1.0 / (1.0 - p)
-    y = np.where(keep, x * scale, 0).astype(x.dtype, copy=False)
-    return y, DropoutCache(keep, scale)
+    return x * (keep * x.dtype.type(scale)), DropoutCache(keep, scale)
 
 
 def dropout_forward(x: np.ndarray, *, p: float = 0.5, rng: np.random.Generator
@@ -71,7 +70,7 @@ def dropout_backward(dy: np.ndarray, cache: DropoutCache) -> np.ndarray:
     """dx = dy * keep / (1 - p): the same mask and scale as forward."""
     if cache.keep is None:
         return dy
-    return np.where(cache.keep, dy * cache.scale, 0).astype(dy.dtype, copy=False)
+    return dy * (cache.keep * dy.dtype.type(cache.scale))
 
 
 channel_dropout_backward = dropout_backward

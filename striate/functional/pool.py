@@ -111,14 +111,24 @@ def max_pool2d_forward(x: np.ndarray, *, kernel_size: tuple[int, int],
     i0, ok_h = _first_valid(np.arange(oh) * sh - padding[0], h, kh, dh)
     j0, ok_w = _first_valid(np.arange(ow) * sw - padding[1], w, kw, dw)
     k0 = np.where(ok_h[:, None] & ok_w[None, :], i0[:, None] * kw + j0[None, :], -1)  # (OH, OW)
-    arg = np.broadcast_to(k0.astype(np.int32), (n, c, oh, ow)).copy()
-    best = np.full((n, c, oh, ow), -np.inf, dtype=x.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            v = xp[:, :, _offset_slice(i, dh, sh, oh), _offset_slice(j, dw, sw, ow)]
-            upd = (v > best) | np.isnan(v)
-            np.copyto(best, v, where=upd)
-            np.copyto(arg, i * kw + j, where=upd)
+    views = [xp[:, :, _offset_slice(i, dh, sh, oh), _offset_slice(j, dw, sw, ow)]
+             for i in range(kh) for j in range(kw)]                   # KH*KW x (N, C, OH, OW)
+    # The maximum by a chain of np.maximum (NaN propagates, as in torch); then the
+    # first offset that attains it, found by going over the offsets last-to-first.
+    best = views[0].copy()
+    for v in views[1:]:
+        np.maximum(best, v, out=best)
+    arg = np.full((n, c, oh, ow), len(views) - 1, dtype=np.int32)
+    for k in range(len(views) - 2, -1, -1):      # branch-free: arg = k where views[k] ties
+        tie = views[k] == best
+        arg -= tie * (arg - np.int32(k))
+    nan = np.isnan(best)
+    if nan.any():                                   # a NaN wins: the first NaN's offset
+        for k in range(len(views) - 1, -1, -1):
+            np.copyto(arg, k, where=nan & np.isnan(views[k]))
+    empty = best == -np.inf                         # only padding / -inf: torch's first in-input offset
+    if empty.any():
+        np.copyto(arg, np.broadcast_to(k0.astype(np.int32), arg.shape), where=empty)
     return best, MaxPool2dCache(arg, (n, c, h, w), (kh, kw), (sh, sw), (dh, dw), pads)
 
 
@@ -136,11 +146,10 @@ def max_pool2d_backward(dy: np.ndarray, cache: MaxPool2dCache) -> np.ndarray:
     (pt, pb), (pl, pr) = cache.pads
     oh, ow = dy.shape[2:]
     dxp = np.zeros((n, c, h + pt + pb, w + pl + pr), dtype=dy.dtype)
-    zero = np.zeros((), dtype=dy.dtype)
     for i in range(kh):
         for j in range(kw):
             dxp[:, :, _offset_slice(i, dh, sh, oh), _offset_slice(j, dw, sw, ow)] += \
-                np.where(cache.arg == i * kw + j, dy, zero)
+                dy * (cache.arg == i * kw + j)
     return np.ascontiguousarray(dxp[:, :, pt:pt + h, pl:pl + w])
 
 
