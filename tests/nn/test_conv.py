@@ -25,6 +25,11 @@ GRID2D = [
     (2, 3, (3, 5), (2, 1), (1, 2), (1, 2), 1, 8, 9),
     (3, 2, 5, 2, "valid", 1, 1, 9, 9),
     (2, 4, 3, 3, 0, 1, 2, 10, 10),
+    # stride 1 with out <= in: dx is computed as a convolution of dy (not col2im)
+    (6, 6, 3, 1, 1, 1, 6, 7, 7),        # depthwise
+    (4, 2, 3, 1, 1, 1, 2, 6, 6),        # grouped, fewer outputs
+    (4, 4, (3, 5), 1, (0, 2), (2, 1), 1, 9, 8),
+    (4, 4, 3, 1, 3, 1, 1, 5, 5),        # padding beyond the kernel: back to col2im
 ]
 
 
