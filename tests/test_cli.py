@@ -121,3 +121,16 @@ def test_model_args_parsed_as_json_or_text(capsys):
         {"padding": 2, "activation": "relu", "hidden": None}
     code, _, err = run(capsys, "train", "--model-arg", "padding")
     assert code == 2 and "--model-arg must be KEY=VALUE; received 'padding'" in err
+
+
+def test_same_seed_same_weights_across_runs(fake_fashion, tmp_path, capsys):
+    data_dir, _ = fake_fashion
+    for name in ("a", "b"):
+        assert run(capsys, "train", "--epochs", "2", "--batch-size", "16", "--augment", "--data-dir",
+                   str(data_dir), "--out", str(tmp_path / name), "--no-progress", "--seed", "7")[0] == 0
+    a = np.load(tmp_path / "a" / "model.npz", allow_pickle=False)
+    b = np.load(tmp_path / "b" / "model.npz", allow_pickle=False)
+    assert sorted(a.files) == sorted(b.files)
+    for k in a.files:
+        if k != "__architecture__":
+            assert np.array_equal(a[k], b[k]), k
