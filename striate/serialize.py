@@ -147,6 +147,13 @@ def save(model: Module, path: str | os.PathLike, metadata: dict | None = None) -
     atomic_savez(path, arrays)
 
 
+def _default_mode() -> int:
+    """0o666 less the umask: the mode an ordinary open() would give a new file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_savez(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
     """np.savez to a temporary file in the same folder, fsync, then rename over ``path``."""
     path = os.fspath(path)
@@ -157,6 +164,7 @@ def atomic_savez(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _default_mode())  # mkstemp creates 0600
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -173,6 +181,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

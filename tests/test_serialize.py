@@ -93,3 +93,14 @@ def test_weights_from_other_architecture_named(tmp_path):
     np.savez(tmp_path / "wrong.npz", **data)
     with pytest.raises(DataError, match=r"6.weight: model has \(3, 36\), file has \(3, 99\)"):
         striate.load(tmp_path / "wrong.npz")
+
+
+def test_saved_file_has_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    striate.save(small_net(), tmp_path / "m.npz")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(os.stat(tmp_path / "m.npz").st_mode) == 0o666 & ~umask
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]       # no temporary left behind
