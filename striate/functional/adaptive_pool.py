@@ -134,10 +134,10 @@ def adaptive_max_pool2d_backward(dy: np.ndarray, cache: AdaptiveMaxPool2dCache) 
         dx (N, C, H, W).
     """
     n, c, h, w = cache.x_shape
-    plane = (np.arange(n * c, dtype=np.int64) * (h * w)).reshape(n, c, 1, 1)
+    plane = (np.arange(n * c, dtype=np.int64) * (h * w)).reshape(n, c, 1, 1)  # (N, C, 1, 1) offsets
     flat = (cache.indices + plane).reshape(-1)                       # (N*C*OH*OW,)
     dx = np.bincount(flat, weights=dy.reshape(-1), minlength=n * c * h * w)
-    return dx.astype(dy.dtype, copy=False).reshape(n, c, h, w)
+    return dx.astype(dy.dtype, copy=False).reshape(n, c, h, w)  # (N, C, H, W)
 
 
 # ---------------------------------------------------------------------------- 1-D
@@ -210,7 +210,7 @@ def global_max_pool2d_forward(x: np.ndarray) -> tuple[np.ndarray, GlobalMaxPool2
     flat = x.reshape(n, c, h * w)                                   # (N, C, H*W)
     idx = np.argmax(flat, axis=2)                                   # (N, C)
     y = np.take_along_axis(flat, idx[:, :, None], axis=2)           # (N, C, 1)
-    return y.reshape(n, c, 1, 1), GlobalMaxPool2dCache(idx, (n, c, h, w))
+    return y.reshape(n, c, 1, 1), GlobalMaxPool2dCache(idx, (n, c, h, w))  # (N, C, 1, 1)
 
 
 def global_max_pool2d_backward(dy: np.ndarray, cache: GlobalMaxPool2dCache) -> np.ndarray:
@@ -218,4 +218,4 @@ def global_max_pool2d_backward(dy: np.ndarray, cache: GlobalMaxPool2dCache) -> n
     n, c, h, w = cache.x_shape
     dx = np.zeros((n, c, h * w), dtype=dy.dtype)                    # (N, C, H*W)
     np.put_along_axis(dx, cache.indices[:, :, None], dy.reshape(n, c, 1), axis=2)
-    return dx.reshape(n, c, h, w)
+    return dx.reshape(n, c, h, w)                            # (N, C, H, W)

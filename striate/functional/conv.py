@@ -114,7 +114,8 @@ def conv2d_backward(dy: np.ndarray, cache: Conv2dCache
         dcols = np.matmul(w.reshape(g, o // g, k).transpose(0, 2, 1), dy4)  # (N, G, K, OH*OW)
     (pt, pb), (pl, pr) = cache.pads
     padded = (n, c, h + pt + pb, wd + pl + pr)
-    dxp = col2im(dcols.reshape(n, c * kh * kw, oh * ow), padded, (kh, kw),
+    dcols = dcols.reshape(n, c * kh * kw, oh * ow)                # (N, C*KH*KW, OH*OW)
+    dxp = col2im(dcols, padded, (kh, kw),
                  cache.stride, cache.dilation, (oh, ow))
     dx = np.ascontiguousarray(dxp[:, :, pt:pt + h, pl:pl + wd])
     return dx, dw.reshape(w.shape), db

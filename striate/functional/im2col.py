@@ -61,7 +61,8 @@ def im2col(xp: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
     """
     n, c = xp.shape[:2]
     view = windows(xp, kernel, stride, dilation, out_hw)  # (N, C, KH, KW, OH, OW)
-    return np.ascontiguousarray(view).reshape(n, c * kernel[0] * kernel[1], out_hw[0] * out_hw[1])
+    cols = np.ascontiguousarray(view)                         # (N, C, KH, KW, OH, OW)
+    return cols.reshape(n, c * kernel[0] * kernel[1], out_hw[0] * out_hw[1])  # (N, C*KH*KW, OH*OW)
 
 
 def col2im(dcols: np.ndarray, padded_shape: tuple[int, int, int, int],

@@ -113,4 +113,4 @@ def roi_pool_backward(dy: np.ndarray, cache: RoIPoolCache) -> tuple[np.ndarray, 
     keep = cache.argmax >= 0
     flat = (cache.argmax + plane[:, :, None, None])[keep]
     dx = np.bincount(flat, weights=dy[keep], minlength=n * c * h * w)
-    return dx.astype(dy.dtype, copy=False).reshape(n, c, h, w), None
+    return dx.astype(dy.dtype, copy=False).reshape(n, c, h, w), None  # (N, C, H, W)
