@@ -158,7 +158,7 @@ def layer_fns(kind: str, cfg: dict, n: int, backward: bool):
 def peak_rss(framework: str, model: str, steps: int) -> float:
     """Peak resident memory (MiB) of a short training run in a fresh process."""
     code = f"""
-import resource, sys, numpy as np
+import sys, numpy as np
 sys.path.insert(0, {os.path.dirname(HERE)!r}); sys.path.insert(0, {HERE!r})
 shape = (100, 1, 28, 28) if {model!r} == 'fashion_cnn' else (128, 3, 32, 32)
 rng = np.random.default_rng(0)
@@ -176,7 +176,8 @@ else:
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
     for _ in range({steps}):
         o.zero_grad(); c(m(tx), ty).backward(); o.step()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+# VmHWM is this address space's peak; ru_maxrss would carry the parent's peak over fork+exec.
+print([int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')][0] / 1024)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
