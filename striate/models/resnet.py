@@ -173,10 +173,8 @@ def _cifar_resnet(name: str, n: int, num_classes: int, in_channels: int, dtype: 
     return model
 
 
-@register("resnet20")
-def resnet20(num_classes: int = 10, in_channels: int = 3, *, dtype: Any = None,
-             rng: Any = None) -> Sequential:
-    """ResNet-20 for CIFAR (He et al. 2016): 3 stages of 3 BasicBlocks, option-B shortcuts.
+
+_CIFAR_DOC = """ResNet-{depth} for CIFAR (He et al. 2016): 3 stages of {n} BasicBlocks, option-B shortcuts.
 
     Args:
         num_classes: outputs of fc (logits; 10 for CIFAR-10).
@@ -190,50 +188,23 @@ def resnet20(num_classes: int = 10, in_channels: int = 3, *, dtype: Any = None,
 
     Returns:
         A Sequential (conv1, bn1, relu, layer1..3, avgpool, flatten, fc) (see
-        ``_cifar_resnet``); 272,474 parameters at 10 classes.
+        ``_cifar_resnet``); {params:,} parameters at 10 classes.
     """
-    return _cifar_resnet("resnet20", 3, num_classes, in_channels, dtype, rng)
 
 
-@register("resnet32")
-def resnet32(num_classes: int = 10, in_channels: int = 3, *, dtype: Any = None,
-             rng: Any = None) -> Sequential:
-    """ResNet-32 for CIFAR (He et al. 2016): 3 stages of 5 BasicBlocks, option-B shortcuts.
+def _cifar_variant(n: int, params: int) -> Any:
+    """Register resnet<6n+2>, documented with its parameter count."""
+    name = f"resnet{6 * n + 2}"
 
-    Args:
-        num_classes: outputs of fc (logits; 10 for CIFAR-10).
-        in_channels: input channels of conv1.
-        dtype: parameter dtype (float32 by default).
-        rng: generator (or seed) for the initial weights.
+    def builder(num_classes: int = 10, in_channels: int = 3, *, dtype: Any = None,
+                rng: Any = None) -> Sequential:
+        return _cifar_resnet(name, n, num_classes, in_channels, dtype, rng)
 
-    Shape:
-        (N, in_channels, H, W) -> (N, num_classes); 32x32 -> 32, 16, 8 in the three
-        stages (H_out = ceil(H / 4)), then global average pooling.
-
-    Returns:
-        A Sequential (conv1, bn1, relu, layer1..3, avgpool, flatten, fc) (see
-        ``_cifar_resnet``); 466,906 parameters at 10 classes.
-    """
-    return _cifar_resnet("resnet32", 5, num_classes, in_channels, dtype, rng)
+    builder.__name__ = builder.__qualname__ = name
+    builder.__doc__ = _CIFAR_DOC.format(depth=6 * n + 2, n=n, params=params)
+    return register(name)(builder)
 
 
-@register("resnet56")
-def resnet56(num_classes: int = 10, in_channels: int = 3, *, dtype: Any = None,
-             rng: Any = None) -> Sequential:
-    """ResNet-56 for CIFAR (He et al. 2016): 3 stages of 9 BasicBlocks, option-B shortcuts.
-
-    Args:
-        num_classes: outputs of fc (logits; 10 for CIFAR-10).
-        in_channels: input channels of conv1.
-        dtype: parameter dtype (float32 by default).
-        rng: generator (or seed) for the initial weights.
-
-    Shape:
-        (N, in_channels, H, W) -> (N, num_classes); 32x32 -> 32, 16, 8 in the three
-        stages (H_out = ceil(H / 4)), then global average pooling.
-
-    Returns:
-        A Sequential (conv1, bn1, relu, layer1..3, avgpool, flatten, fc) (see
-        ``_cifar_resnet``); 855,770 parameters at 10 classes.
-    """
-    return _cifar_resnet("resnet56", 9, num_classes, in_channels, dtype, rng)
+resnet20 = _cifar_variant(3, 272_474)
+resnet32 = _cifar_variant(5, 466_906)
+resnet56 = _cifar_variant(9, 855_770)
