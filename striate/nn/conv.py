@@ -17,6 +17,24 @@ from .parameter import Parameter
 __all__ = ['Conv1d', 'Conv2d']
 
 
+def check_conv_channels(name: str, in_channels: Any, out_channels: Any, groups: Any,
+                        padding_mode: str) -> None:
+    """Refuse channel counts and groups a convolution cannot have (ConfigError with the value)."""
+    for arg, val in (("in_channels", in_channels), ("out_channels", out_channels),
+                     ("groups", groups)):
+        if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
+            raise ConfigError(f"{name}: {arg} must be a positive int; received {val!r}")
+    if in_channels % groups or out_channels % groups:
+        raise ConfigError(
+            f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) "
+            f"must both be divisible by groups ({groups})"
+        )
+    if padding_mode != "zeros":
+        raise ConfigError(
+            f"{name}: only padding_mode='zeros' is supported (as in PyTorch); received '{padding_mode}'"
+        )
+
+
 class _ConvNd(Module):
     """Shared construction of Conv1d/Conv2d: checks, parameters, default init."""
 
@@ -27,17 +45,7 @@ class _ConvNd(Module):
                  padding_mode: str = "zeros", dtype: Any = None, rng: Any = None) -> None:
         super().__init__()
         name = type(self).__name__
-        for arg, val in (("in_channels", in_channels), ("out_channels", out_channels),
-                         ("groups", groups)):
-            if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
-                raise ConfigError(f"{name}: {arg} must be a positive int; received {val!r}")
-        if in_channels % groups or out_channels % groups:
-            raise ConfigError(
-                f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) "
-                f"must both be divisible by groups ({groups})"
-            )
-        if padding_mode != "zeros":
-            raise ConfigError(f"{name}: only padding_mode='zeros' is supported; received '{padding_mode}'")
+        check_conv_channels(name, in_channels, out_channels, groups, padding_mode)
         nd = self._nd
         self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
         self.kernel_size = ntuple(kernel_size, nd, f"{name} kernel_size")

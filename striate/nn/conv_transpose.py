@@ -17,6 +17,7 @@ from .._random import get_rng
 from ..errors import ConfigError, ShapeError
 from ..functional import conv_transpose as F
 from ..functional._utils import ntuple
+from .conv import check_conv_channels
 from .module import Module
 from .parameter import Parameter
 
@@ -34,20 +35,7 @@ class _ConvTransposeNd(Module):
                  rng: Any = None) -> None:
         super().__init__()
         name = type(self).__name__
-        for arg, val in (("in_channels", in_channels), ("out_channels", out_channels),
-                         ("groups", groups)):
-            if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
-                raise ConfigError(f"{name}: {arg} must be a positive int; received {val!r}")
-        if in_channels % groups or out_channels % groups:
-            raise ConfigError(
-                f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) "
-                f"must both be divisible by groups ({groups})"
-            )
-        if padding_mode != "zeros":
-            raise ConfigError(
-                f"{name}: only padding_mode='zeros' is supported (as in PyTorch); "
-                f"received '{padding_mode}'"
-            )
+        check_conv_channels(name, in_channels, out_channels, groups, padding_mode)
         nd = self._nd
         self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
         self.kernel_size = ntuple(kernel_size, nd, f"{name} kernel_size")
