@@ -143,7 +143,7 @@ def save(model: Module, path: str | os.PathLike, metadata: dict | None = None) -
     arrays = dict(model.state_dict())
     if ARCH_KEY in arrays:
         raise ConfigError(f"a parameter may not be named {ARCH_KEY}")
-    arrays[ARCH_KEY] = np.frombuffer(json.dumps(arch).encode("utf-8"), dtype=np.uint8)
+    arrays[ARCH_KEY] = json_to_array(arch)
     atomic_savez(path, arrays)
 
 
@@ -170,6 +170,21 @@ def atomic_savez(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def json_to_array(obj: Any) -> np.ndarray:
+    """JSON text as a 1-D uint8 array, so an ``.npz`` can carry it without pickle."""
+    return np.frombuffer(json.dumps(obj).encode("utf-8"), dtype=np.uint8)
+
+
+def json_from_array(raw: np.ndarray | None, where: str, what: str, missing: str) -> Any:
+    """Inverse of :func:`json_to_array`; DataError naming ``where`` if absent or corrupt."""
+    if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
+        raise DataError(f"{where}: {missing}")
+    try:
+        return json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"{where}: {what} JSON is corrupt ({e})") from None
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -208,13 +223,8 @@ def load(path: str | os.PathLike) -> Module:
         DataError: the file is missing, corrupt, or not a striate model file.
     """
     arrays = read_npz(path)
-    raw = arrays.pop(ARCH_KEY, None)
-    if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
-        raise DataError(f"{os.fspath(path)}: no {ARCH_KEY} entry: not a model saved by striate.save")
-    try:
-        arch = json.loads(raw.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DataError(f"{os.fspath(path)}: architecture JSON is corrupt ({e})") from None
+    arch = json_from_array(arrays.pop(ARCH_KEY, None), os.fspath(path), "architecture",
+                           f"no {ARCH_KEY} entry: not a model saved by striate.save")
     if not isinstance(arch, dict) or arch.get("format") != FORMAT:
         raise DataError(f"{os.fspath(path)}: unknown model format {arch.get('format') if isinstance(arch, dict) else arch!r}")
     model = build_from_config(arch["model"])

@@ -8,12 +8,12 @@ with ``{"__array__": key}`` references.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
 
 from ..errors import DataError
+from ..serialize import json_from_array, json_to_array
 
 STATE_KEY = "__state__"
 
@@ -64,19 +64,14 @@ def pack(state: dict[str, Any]) -> dict[str, np.ndarray]:
     """The arrays of an NPZ file holding ``state`` (structure as JSON under __state__)."""
     arrays: dict[str, np.ndarray] = {}
     skeleton = flatten(state, arrays)
-    arrays[STATE_KEY] = np.frombuffer(json.dumps(skeleton).encode("utf-8"), dtype=np.uint8)
+    arrays[STATE_KEY] = json_to_array(skeleton)
     return arrays
 
 
 def unpack(arrays: dict[str, np.ndarray], where: str) -> dict[str, Any]:
     """Inverse of :func:`pack`; DataError naming ``where`` if the structure is broken."""
-    raw = arrays.get(STATE_KEY)
-    if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
-        raise DataError(f"{where}: not a striate checkpoint (no {STATE_KEY} entry)")
-    try:
-        skeleton = json.loads(raw.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DataError(f"{where}: checkpoint state is corrupt ({e})") from None
+    skeleton = json_from_array(arrays.get(STATE_KEY), where, "checkpoint state",
+                               f"not a striate checkpoint (no {STATE_KEY} entry)")
     state = unflatten(skeleton, arrays)
     if not isinstance(state, dict):
         raise DataError(f"{where}: checkpoint state is not a mapping")
