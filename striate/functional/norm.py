@@ -70,10 +70,11 @@ def batch_norm_forward(x: np.ndarray, mean: np.ndarray, var: np.ndarray,
     """
     nd = x.ndim
     inv_std = 1.0 / np.sqrt(var + eps)
-    xhat = (x - _per_channel(mean, nd)) * _per_channel(inv_std, nd)
+    xhat = x - _per_channel(mean, nd)
+    xhat *= _per_channel(inv_std, nd)                                # in place: one pass fewer
     y = xhat if weight is None else xhat * _per_channel(weight, nd)
     if bias is not None:
-        y = y + _per_channel(bias, nd)
+        y = y + _per_channel(bias, nd) if y is xhat else np.add(y, _per_channel(bias, nd), out=y)
     cache = BatchNormCache(xhat, inv_std, weight, bias is not None, batch_stats)
     return y.astype(x.dtype, copy=False), cache
 
@@ -91,14 +92,20 @@ def batch_norm_backward(dy: np.ndarray, cache: BatchNormCache
     """
     nd, axes = dy.ndim, _stat_axes(dy.ndim)
     xhat = cache.xhat
-    dweight = None if cache.weight is None else np.sum(dy * xhat, axis=axes)
-    dbias = np.sum(dy, axis=axes) if cache.has_bias else None
-    g = dy if cache.weight is None else dy * _per_channel(cache.weight, nd)
+    # The two per-channel sums give dweight, dbias and (training) both mean terms:
+    # with a = weight * inv_std and M values per channel,
+    # dx = a * dy - a * sum(dy) / M - xhat * a * sum(dy * xhat) / M.
+    need_dx_xhat = cache.weight is not None or cache.batch_stats
+    s_dy_xhat = np.sum(dy * xhat, axis=axes) if need_dx_xhat else None   # (C,)
+    s_dy = np.sum(dy, axis=axes) if cache.has_bias or cache.batch_stats else None
+    a = cache.inv_std if cache.weight is None else cache.weight * cache.inv_std
+    dx = dy * _per_channel(a, nd)
     if cache.batch_stats:
-        g_mean = np.mean(g, axis=axes, keepdims=True)                 # (1, C, 1, ...)
-        gx_mean = np.mean(g * xhat, axis=axes, keepdims=True)         # (1, C, 1, ...)
-        g = g - g_mean - xhat * gx_mean
-    dx = g * _per_channel(cache.inv_std, nd)
+        m = dy.size // dy.shape[1]
+        dx -= xhat * _per_channel(a * (s_dy_xhat / m), nd)
+        dx -= _per_channel(a * (s_dy / m), nd)
+    dweight = None if cache.weight is None else s_dy_xhat
+    dbias = s_dy if cache.has_bias else None
     return dx.astype(dy.dtype, copy=False), dweight, dbias
 
 
