@@ -61,9 +61,31 @@ def _fan(shape: tuple[int, ...], mode: str) -> int:
     return fi if mode == "fan_in" else fo
 
 
+_skipping = False
+
+
+class skip_init:
+    """Context manager: layers built inside it keep uninitialised weights (no random fills).
+
+    For counting or inspecting a large model's shapes quickly (``striate models`` builds
+    VGG's 138M weights this way); load or initialise the weights before using the model.
+    """
+
+    def __enter__(self) -> "skip_init":
+        global _skipping
+        self._prev, _skipping = _skipping, True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        global _skipping
+        _skipping = self._prev
+
+
 def uniform_(t: Any, a: float = 0.0, b: float = 1.0, rng=None) -> Any:
     if not a <= b:
         raise ConfigError(f"uniform_ expects a <= b; received a={a!r}, b={b!r}")
+    if _skipping:
+        return t
     arr = _array(t)
     arr[...] = get_rng(rng).uniform(a, b, size=arr.shape)
     return t
@@ -72,13 +94,16 @@ def uniform_(t: Any, a: float = 0.0, b: float = 1.0, rng=None) -> Any:
 def normal_(t: Any, mean: float = 0.0, std: float = 1.0, rng=None) -> Any:
     if not std >= 0:
         raise ConfigError(f"normal_ expects std >= 0; received std={std!r}")
+    if _skipping:
+        return t
     arr = _array(t)
     arr[...] = get_rng(rng).normal(mean, std, size=arr.shape)
     return t
 
 
 def constant_(t: Any, val: float) -> Any:
-    _array(t)[...] = val
+    if not _skipping:
+        _array(t)[...] = val
     return t
 
 

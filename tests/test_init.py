@@ -174,3 +174,18 @@ def test_bad_arguments():
         init.uniform_(np.empty(3), 1, 0)
     with pytest.raises(ConfigError, match="std >= 0; received std=-1"):
         init.normal_(np.empty(3), 0.0, -1)
+
+
+def test_skip_init_leaves_weights_alone_and_restores():
+    from striate import nn
+
+    with striate.init.skip_init():
+        layer = nn.Linear(3, 2, rng=0)
+        t = np.full(4, 7.0)
+        striate.init.normal_(t, rng=0)
+        striate.init.zeros_(t)
+        assert np.all(t == 7.0)
+    assert layer.weight.shape == (2, 3)
+    fresh = nn.Linear(3, 2, rng=0)                         # outside: initialised again
+    assert np.abs(fresh.weight.data).max() <= 1 / np.sqrt(3)
+    assert np.any(fresh.weight.data != 0)

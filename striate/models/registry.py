@@ -122,12 +122,15 @@ def model_signature(name: str) -> inspect.Signature:
 def model_table() -> list[dict[str, Any]]:
     """Every registered model with its default parameter count and one-line description.
 
-    Builds each model once with its defaults (the large ImageNet models take a
-    few seconds and some hundred MB while they exist).
+    Builds each model once with its defaults, under ``striate.init.skip_init`` (no
+    random fills: the weights' pages are never touched, so VGG's 138M cost nothing).
     """
+    from .. import init
+
     rows = []
     for name in list_models():
-        model = _REGISTRY[name]()
+        with init.skip_init():
+            model = _REGISTRY[name]()
         doc = (inspect.getdoc(_REGISTRY[name]) or "").splitlines()
         rows.append({"name": name, "parameters": model.num_parameters(),
                      "description": doc[0] if doc else ""})
