@@ -35,6 +35,22 @@ def check_conv_channels(name: str, in_channels: Any, out_channels: Any, groups: 
         )
 
 
+def conv_extra_repr(layer: Module, extra: str = "") -> str:
+    """torch's repr arguments of a conv-like layer; ``extra`` goes after the padding."""
+    nd = len(layer.kernel_size)
+    s = f"{layer.in_channels}, {layer.out_channels}, kernel_size={layer.kernel_size}, stride={layer.stride}"
+    if layer.padding not in (0, (0,) * nd, "valid"):
+        s += f", padding={layer.padding!r}"
+    s += extra
+    if layer.dilation != (1,) * nd:
+        s += f", dilation={layer.dilation}"
+    if layer.groups != 1:
+        s += f", groups={layer.groups}"
+    if layer.bias is None:
+        s += ", bias=False"
+    return s
+
+
 class _ConvNd(Module):
     """Shared construction of Conv1d/Conv2d: checks, parameters, default init."""
 
@@ -76,16 +92,7 @@ class _ConvNd(Module):
                 )
 
     def extra_repr(self) -> str:
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding not in (0, (0,) * self._nd, "valid"):
-            s += f", padding={self.padding!r}"
-        if self.dilation != (1,) * self._nd:
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        return s
+        return conv_extra_repr(self)
 
 
 class Conv2d(_ConvNd):

@@ -17,7 +17,7 @@ from .._random import get_rng
 from ..errors import ConfigError, ShapeError
 from ..functional import conv_transpose as F
 from ..functional._utils import ntuple
-from .conv import check_conv_channels
+from .conv import check_conv_channels, conv_extra_repr
 from .module import Module
 from .parameter import Parameter
 
@@ -110,18 +110,8 @@ class _ConvTransposeNd(Module):
         return dx
 
     def extra_repr(self) -> str:
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding != (0,) * self._nd:
-            s += f", padding={self.padding}"
-        if self.output_padding != (0,) * self._nd:
-            s += f", output_padding={self.output_padding}"
-        if self.dilation != (1,) * self._nd:
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        return s
+        op = self.output_padding
+        return conv_extra_repr(self, f", output_padding={op}" if op != (0,) * self._nd else "")
 
 
 class ConvTranspose2d(_ConvTransposeNd):
