@@ -47,3 +47,11 @@ class DataError(StriateError, ValueError):
 
 class MissingDependencyError(StriateError, ImportError):
     """An optional dependency (Pillow, onnx, matplotlib) is needed but not installed."""
+
+
+class OnnxError(StriateError, ValueError):
+    """An ONNX model is malformed, or cannot be imported into or exported from striate."""
+
+
+class UnsupportedOperatorError(OnnxError):
+    """An ONNX model uses operators striate does not implement (all of them are listed)."""
