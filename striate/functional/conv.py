@@ -103,9 +103,10 @@ def conv2d_backward(dy: np.ndarray, cache: Conv2dCache
         dy4 = dy.reshape(n, g, o // g, oh * ow)                   # (N, G, O/G, OH*OW)
         cols_g = cols.reshape(n, g, k, oh * ow)                   # (N, G, Cg*KH*KW, OH*OW)
         dw = np.matmul(dy4, cols_g.transpose(0, 1, 3, 2)).sum(axis=0)  # (G, O/G, K)
-    # dx as a convolution of dy copies N*O*KH*KW*H*W values; col2im adds N*C*KH*KW*OH*OW:
-    # take the convolution when it moves no more data (O <= C), e.g. ResNet's 3x3 convs.
-    full = _full_pads(cache) if kh * kw > 1 and o <= c else None
+    # dx as a convolution of dy copies N*O*KH*KW*H*W values; col2im adds N*C*KH*KW*OH*OW
+    # with a slower strided read-add-write per value: take the convolution up to O = 2C
+    # (ResNet's 3x3 convs, fashion_cnn's conv2; not a 1 -> 16 first layer).
+    full = _full_pads(cache) if kh * kw > 1 and o <= 2 * c else None
     if full is not None:
         return _input_grad_as_conv(dy, cache, full), dw.reshape(w.shape), db
     if g == 1:

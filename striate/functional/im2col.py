@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from ._parallel import parallel_for
+
 Pads = tuple[tuple[int, int], tuple[int, int]]
 
 
@@ -61,7 +63,12 @@ def im2col(xp: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
     """
     n, c = xp.shape[:2]
     view = windows(xp, kernel, stride, dilation, out_hw)  # (N, C, KH, KW, OH, OW)
-    cols = np.ascontiguousarray(view)                         # (N, C, KH, KW, OH, OW)
+    cols = np.empty(view.shape, dtype=xp.dtype)               # (N, C, KH, KW, OH, OW)
+
+    def copy(start: int, stop: int) -> None:
+        np.copyto(cols[start:stop], view[start:stop])
+
+    parallel_for(copy, n, cols.size)
     return cols.reshape(n, c * kernel[0] * kernel[1], out_hw[0] * out_hw[1])  # (N, C*KH*KW, OH*OW)
 
 
@@ -79,9 +86,15 @@ def col2im(dcols: np.ndarray, padded_shape: tuple[int, int, int, int],
     sh, sw = stride
     dh, dw = dilation
     d6 = dcols.reshape(n, c, kh, kw, oh, ow)  # (N, C, KH, KW, OH, OW)
-    dxp = np.zeros(padded_shape, dtype=dcols.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            h0, w0 = i * dh, j * dw
-            dxp[:, :, h0:h0 + sh * (oh - 1) + 1:sh, w0:w0 + sw * (ow - 1) + 1:sw] += d6[:, :, i, j]
+    dxp = np.empty(padded_shape, dtype=dcols.dtype)
+
+    def scatter(start: int, stop: int) -> None:
+        part, src = dxp[start:stop], d6[start:stop]
+        part.fill(0)
+        for i in range(kh):
+            for j in range(kw):
+                h0, w0 = i * dh, j * dw
+                part[:, :, h0:h0 + sh * (oh - 1) + 1:sh, w0:w0 + sw * (ow - 1) + 1:sw] += src[:, :, i, j]
+
+    parallel_for(scatter, n, dcols.size)
     return dxp

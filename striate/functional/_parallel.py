@@ -1,0 +1,84 @@
+"""Split memory-bound NumPy work (copies, scatter-adds, elementwise passes) over threads.
+
+BLAS runs a convolution's matrix multiply on every core, but NumPy runs the
+copies around it (im2col, col2im, batch norm, activations) on one.  NumPy
+releases the GIL inside those loops, so the same work split over the batch axis
+into one slice per core runs in parallel from a small thread pool.
+
+The thread count is ``STRIATE_NUM_THREADS`` if set, else ``OMP_NUM_THREADS`` /
+``OPENBLAS_NUM_THREADS`` (what BLAS uses), else the number of cores;
+:func:`set_num_threads` changes it at run time (1 turns splitting off).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+__all__ = ["get_num_threads", "set_num_threads", "parallel_for"]
+
+# Below this many elements per call, a thread hand-off costs more than it saves.
+MIN_ELEMENTS = 1 << 17
+
+_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+_threads: int | None = None
+
+
+def _default_threads() -> int:
+    for var in ("STRIATE_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        value = os.environ.get(var, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return os.cpu_count() or 1
+
+
+def get_num_threads() -> int:
+    """Threads used to split memory-bound passes (1: no splitting)."""
+    global _threads
+    if _threads is None:
+        _threads = _default_threads()
+    return _threads
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads for memory-bound passes from now on (BLAS keeps its own setting)."""
+    global _threads, _pool
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        from ..errors import ConfigError
+        raise ConfigError(f"set_num_threads: n must be a positive int; received {n!r}")
+    with _lock:
+        _threads = n
+        if _pool is not None:
+            _pool.shutdown(wait=False)
+            _pool = None
+
+
+def _executor(n: int) -> ThreadPoolExecutor:
+    global _pool
+    with _lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=n - 1, thread_name_prefix="striate")
+        return _pool
+
+
+def parallel_for(fn: Callable[[int, int], None], n: int, elements: int) -> None:
+    """Call ``fn(start, stop)`` over a split of ``range(n)``, one part per thread.
+
+    Args:
+        fn: does the work for items start..stop-1 and writes disjoint output.
+        n: number of items (usually the batch size).
+        elements: total elements the work touches; small jobs run inline.
+    """
+    threads = min(get_num_threads(), n)
+    if threads <= 1 or elements < MIN_ELEMENTS or threading.current_thread().name.startswith("striate"):
+        fn(0, n)
+        return
+    bounds = [n * i // threads for i in range(threads + 1)]
+    pool = _executor(get_num_threads())
+    futures = [pool.submit(fn, bounds[i], bounds[i + 1]) for i in range(1, threads)]
+    fn(bounds[0], bounds[1])
+    for f in futures:
+        f.result()
