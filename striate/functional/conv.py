@@ -79,6 +79,38 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
     return y, cache
 
 
+# Inference works through the batch in slices whose columns stay in the CPU cache.
+INFER_COLS_BYTES = 4 << 20
+
+
+def conv2d_infer(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
+                 stride: tuple[int, int] = (1, 1), padding: Pads = ((0, 0), (0, 0)),
+                 dilation: tuple[int, int] = (1, 1), groups: int = 1) -> np.ndarray:
+    """conv2d_forward without a cache, for inference: the same output, less memory.
+
+    The batch goes through im2col + GEMM a slice at a time, so the columns of a
+    slice (about INFER_COLS_BYTES) are still in the cache when the GEMM reads them,
+    instead of one (N, C*KH*KW, OH*OW) array many times the cache's size.
+
+    Shape:
+        as :func:`conv2d_forward`: (N, C, H, W) -> (N, O, OH, OW).
+    """
+    n = x.shape[0]
+    o, cg, kh, kw = w.shape
+    oh, ow = conv2d_output_hw(x.shape[2:], (kh, kw), stride, padding, dilation)
+    per_image = cg * groups * kh * kw * max(oh, 1) * max(ow, 1) * x.itemsize
+    step = max(1, INFER_COLS_BYTES // max(per_image, 1))
+    if step >= n:
+        return conv2d_forward(x, w, b, stride=stride, padding=padding, dilation=dilation,
+                              groups=groups)[0]
+    y = np.empty((n, o, oh, ow), dtype=np.result_type(x, w))
+    for start in range(0, n, step):
+        y[start:start + step] = conv2d_forward(x[start:start + step], w, b, stride=stride,
+                                               padding=padding, dilation=dilation,
+                                               groups=groups)[0]
+    return y
+
+
 def conv2d_backward(dy: np.ndarray, cache: Conv2dCache
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Gradients of conv2d_forward.

@@ -83,8 +83,8 @@ def _first_valid(start: np.ndarray, size: int, k: int, d: int) -> tuple[np.ndarr
 
 def max_pool2d_forward(x: np.ndarray, *, kernel_size: tuple[int, int],
                        stride: tuple[int, int], padding: tuple[int, int] = (0, 0),
-                       dilation: tuple[int, int] = (1, 1), ceil_mode: bool = False
-                       ) -> tuple[np.ndarray, MaxPool2dCache]:
+                       dilation: tuple[int, int] = (1, 1), ceil_mode: bool = False,
+                       with_argmax: bool = True) -> tuple[np.ndarray, MaxPool2dCache | None]:
     """2-D max pooling (PyTorch's max_pool2d).
 
     Padding is -inf, so it is never the maximum.  Ties keep the first maximum in
@@ -95,6 +95,8 @@ def max_pool2d_forward(x: np.ndarray, *, kernel_size: tuple[int, int],
         x: input (N, C, H, W).
         kernel_size, stride, padding, dilation: (h, w) pairs.
         ceil_mode: use ceil instead of floor for the output size.
+        with_argmax: find each window's argmax for backward (False: inference,
+            the cache is None).
 
     Shape:
         (N, C, H, W) -> (N, C, OH, OW),
@@ -108,16 +110,18 @@ def max_pool2d_forward(x: np.ndarray, *, kernel_size: tuple[int, int],
     (oh, ow), pads = _geometry((h, w), kernel_size, stride, padding, dilation, ceil_mode,
                                "max_pool2d")
     xp = pad2d(x, pads, value=-np.inf)
-    i0, ok_h = _first_valid(np.arange(oh) * sh - padding[0], h, kh, dh)
-    j0, ok_w = _first_valid(np.arange(ow) * sw - padding[1], w, kw, dw)
-    k0 = np.where(ok_h[:, None] & ok_w[None, :], i0[:, None] * kw + j0[None, :], -1)  # (OH, OW)
     views = [xp[:, :, _offset_slice(i, dh, sh, oh), _offset_slice(j, dw, sw, ow)]
              for i in range(kh) for j in range(kw)]                   # KH*KW x (N, C, OH, OW)
     # The maximum by a chain of np.maximum (NaN propagates, as in torch); then the
     # first offset that attains it, found by going over the offsets last-to-first.
-    best = views[0].copy()
-    for v in views[1:]:
+    best = np.maximum(views[0], views[1]) if len(views) > 1 else views[0].copy()
+    for v in views[2:]:
         np.maximum(best, v, out=best)
+    if not with_argmax:
+        return best, None
+    i0, ok_h = _first_valid(np.arange(oh) * sh - padding[0], h, kh, dh)
+    j0, ok_w = _first_valid(np.arange(ow) * sw - padding[1], w, kw, dw)
+    k0 = np.where(ok_h[:, None] & ok_w[None, :], i0[:, None] * kw + j0[None, :], -1)  # (OH, OW)
     arg = np.full((n, c, oh, ow), len(views) - 1, dtype=np.int32)
     for k in range(len(views) - 2, -1, -1):      # branch-free: arg = k where views[k] ties
         tie = views[k] == best
@@ -325,8 +329,8 @@ def lp_pool2d_backward(dy: np.ndarray, cache: LPPool2dCache) -> np.ndarray:
 
 
 def max_pool1d_forward(x: np.ndarray, *, kernel_size: int, stride: int, padding: int = 0,
-                       dilation: int = 1, ceil_mode: bool = False
-                       ) -> tuple[np.ndarray, MaxPool2dCache]:
+                       dilation: int = 1, ceil_mode: bool = False, with_argmax: bool = True
+                       ) -> tuple[np.ndarray, MaxPool2dCache | None]:
     """1-D max pooling: max_pool2d_forward over a height of 1.
 
     Shape:
@@ -334,7 +338,8 @@ def max_pool1d_forward(x: np.ndarray, *, kernel_size: int, stride: int, padding:
     """
     y, cache = max_pool2d_forward(x[:, :, None, :], kernel_size=(1, kernel_size),  # (N, C, 1, L)
                                   stride=(1, stride), padding=(0, padding),
-                                  dilation=(1, dilation), ceil_mode=ceil_mode)
+                                  dilation=(1, dilation), ceil_mode=ceil_mode,
+                                  with_argmax=with_argmax)
     return y[:, :, 0, :], cache                                          # (N, C, L_out)
 
 

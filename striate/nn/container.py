@@ -8,7 +8,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from ..errors import ConfigError
-from .module import Module
+from .module import Module, is_grad_enabled
 
 __all__ = ['Sequential', 'ModuleList']
 
@@ -59,6 +59,9 @@ class Sequential(Module):
         return items[idx][1]
 
     def forward(self, x: Any) -> Any:
+        if not self.training and not is_grad_enabled():
+            from .fusion import run_inference       # conv+BN+ReLU fused (imports the layers)
+            return run_inference(list(self._modules.values()), x)
         for m in self._modules.values():
             x = m(x)
         return x

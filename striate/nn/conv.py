@@ -11,7 +11,7 @@ from .._random import get_rng
 from ..errors import ConfigError, ShapeError
 from ..functional import conv as F
 from ..functional._utils import conv_padding, ntuple
-from .module import Module
+from .module import Module, is_grad_enabled
 from .parameter import Parameter
 
 __all__ = ['Conv1d', 'Conv2d']
@@ -119,6 +119,10 @@ class Conv2d(_ConvNd):
         self._check_ndim(x, ("N", self.in_channels, "H", "W"))
         self._check_fits(x)
         b = None if self.bias is None else self.bias.data
+        if not is_grad_enabled():
+            self._keep(None)
+            return F.conv2d_infer(x, self.weight.data, b, stride=self.stride, padding=self._pads,
+                                  dilation=self.dilation, groups=self.groups)
         y, cache = F.conv2d_forward(x, self.weight.data, b, stride=self.stride,
                                     padding=self._pads, dilation=self.dilation, groups=self.groups)
         self._keep(cache)

@@ -17,7 +17,7 @@ from ..functional import pool as F
 from ..functional._utils import ntuple
 from . import adaptive_pooling
 from .adaptive_pooling import *  # noqa: F401,F403
-from .module import Module
+from .module import Module, is_grad_enabled
 
 __all__ = ['MaxPool1d', 'MaxPool2d', 'AvgPool1d', 'AvgPool2d', 'LPPool1d', 'LPPool2d',
            *adaptive_pooling.__all__]
@@ -96,14 +96,16 @@ class MaxPool2d(_PoolNd):
 
     def forward(self, x: Any) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         x = self._input(x)
+        argmax = self.return_indices or is_grad_enabled()          # inference needs no argmax
         if self._nd == 2:
             y, cache = F.max_pool2d_forward(
                 x, kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
-                dilation=self.dilation, ceil_mode=self.ceil_mode)
+                dilation=self.dilation, ceil_mode=self.ceil_mode, with_argmax=argmax)
         else:
             y, cache = F.max_pool1d_forward(
                 x, kernel_size=self.kernel_size[0], stride=self.stride[0],
-                padding=self.padding[0], dilation=self.dilation[0], ceil_mode=self.ceil_mode)
+                padding=self.padding[0], dilation=self.dilation[0], ceil_mode=self.ceil_mode,
+                with_argmax=argmax)
         self._keep(cache)
         if self.return_indices:
             idx = F.max_pool2d_indices(cache)                     # (N, C, OH, OW)

@@ -1,0 +1,84 @@
+"""Fused inference: Conv + BatchNorm + ReLU as one convolution with an in-place ReLU.
+
+In eval mode a BatchNorm after a convolution is a per-channel affine map, so
+the pair is one convolution with weight a * W and bias a * bias + b (see
+:mod:`striate.fold`); a ReLU after it can clamp the convolution's fresh output
+in place.  :class:`~striate.nn.Sequential` runs its children this way when the
+model is in eval mode and no gradient is being recorded (``no_grad``), which
+removes two full passes over every such activation and two allocations.  The
+folded weights are computed on each call (a few microseconds), so changing the
+parameters or the running statistics is always seen.
+
+Nothing is fused when a module's ``forward`` has been replaced on the instance
+(as ``striate.summary`` and the pictures of ``striate.viz`` do to watch each
+layer), so every layer is then called on its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..functional import conv as F
+from .activation import ReLU
+from .conv import Conv1d, Conv2d
+from .linear import Linear
+from .module import Module
+from .normalization import BatchNorm1d, BatchNorm2d
+
+__all__: list[str] = []
+
+
+def _plain(m: Module | None) -> bool:
+    """The module runs its class's own forward (nobody is watching it) and is in eval mode."""
+    return m is not None and "forward" not in m.__dict__ and not m.training
+
+
+def _folds_into(conv: Module, bn: Module | None) -> bool:
+    """Whether ``bn`` is an eval-mode BatchNorm with running statistics over conv's outputs."""
+    kind = BatchNorm2d if type(conv) is Conv2d else BatchNorm1d
+    return (type(bn) is kind and _plain(bn) and bn.running_mean is not None
+            and bn.num_features == conv.out_channels)
+
+
+def _folded_conv(conv: Module, bn: Module, x: Any) -> np.ndarray:
+    """conv followed by bn, as one convolution with folded weight and bias."""
+    x = conv._float_input(x, conv.weight.data.dtype)
+    conv._check_ndim(x, ("N", conv.in_channels, "H", "W") if conv._nd == 2 else ("N", conv.in_channels, "L"))
+    conv._check_fits(x)
+    a, shift = bn.scale_shift()                                     # (O,), (O,) float64
+    w = conv.weight.data
+    w_f = (w * a.reshape((-1,) + (1,) * (w.ndim - 1))).astype(w.dtype)   # (O, C/G, KH[, KW])
+    b_f = shift if conv.bias is None else shift + a * conv.bias.data
+    b_f = b_f.astype(w.dtype)
+    if conv._nd == 2:
+        return F.conv2d_infer(x, w_f, b_f, stride=conv.stride, padding=conv._pads,
+                              dilation=conv.dilation, groups=conv.groups)
+    y = F.conv2d_infer(x[:, :, None, :], w_f[:, :, None, :], b_f,          # (N, C, 1, L)
+                       stride=(1, conv.stride[0]), padding=((0, 0), conv._pads[0]),
+                       dilation=(1, conv.dilation[0]), groups=conv.groups)
+    return y[:, :, 0, :]                                            # (N, O, L_out)
+
+
+def run_inference(modules: Sequence[Module], x: Any) -> Any:
+    """Run ``modules`` in order, fusing Conv+BatchNorm(+ReLU) and Conv/Linear+ReLU.
+
+    Only called in eval mode under ``no_grad``; the result equals running each
+    module in turn up to float rounding (the folded weights are computed in float64).
+    """
+    i, count = 0, len(modules)
+    while i < count:
+        m = modules[i]
+        nxt = modules[i + 1] if i + 1 < count else None
+        fused = False
+        if type(m) in (Conv2d, Conv1d) and _plain(m) and _folds_into(m, nxt):
+            x, i, fused = _folded_conv(m, nxt, x), i + 2, True
+        elif type(m) in (Conv2d, Conv1d, Linear) and _plain(m) and type(nxt) is ReLU:
+            x, i, fused = m(x), i + 1, True
+        else:
+            x, i = m(x), i + 1
+        if fused and i < count and type(modules[i]) is ReLU and _plain(modules[i]):
+            np.maximum(x, 0, out=x)                                 # x is this call's own array
+            i += 1
+    return x
