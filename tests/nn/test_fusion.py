@@ -1,0 +1,118 @@
+"""Fused inference (Sequential in eval mode under no_grad) equals running each layer."""
+
+import numpy as np
+import pytest
+
+import striate
+from striate import nn
+from striate.functional import conv as FC
+from striate.functional.pool import max_pool2d_forward
+
+
+def _randomise_bn(model, rng):
+    for m in model.modules():
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            c = m.num_features
+            m.set_buffer("running_mean", rng.standard_normal(c).astype(m.running_mean.dtype))
+            m.set_buffer("running_var", rng.uniform(0.5, 2.0, c).astype(m.running_var.dtype))
+            m.weight.data[...] = rng.standard_normal(c)
+            m.bias.data[...] = rng.standard_normal(c)
+
+
+def _both(model, x):
+    model.eval()
+    unfused = model(x)                       # grad enabled: every layer on its own
+    with striate.no_grad():
+        fused = model(x)
+    return unfused, fused
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+def test_conv_bn_relu_pool_linear_matches_layer_by_layer(dtype, tol, monkeypatch):
+    rng = np.random.default_rng(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1, dtype=dtype, rng=rng), nn.BatchNorm2d(8, dtype=dtype), nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, 8, 3, bias=False, dtype=dtype, rng=rng), nn.BatchNorm2d(8, dtype=dtype),
+        nn.Conv2d(8, 4, 1, dtype=dtype, rng=rng), nn.ReLU(),
+        nn.Flatten(), nn.Linear(4 * 2 * 2, 6, dtype=dtype, rng=rng), nn.ReLU(), nn.Linear(6, 3, dtype=dtype, rng=rng))
+    _randomise_bn(model, rng)
+    x = rng.standard_normal((5, 3, 8, 8)).astype(dtype)
+    calls = []
+    for cls in (nn.BatchNorm2d, nn.ReLU):
+        original = cls.forward
+        monkeypatch.setattr(cls, "forward", lambda self, x, f=original: (calls.append(type(self)), f(self, x))[1])
+    model.eval()
+    unfused = model(x)
+    assert calls.count(nn.BatchNorm2d) == 2 and calls.count(nn.ReLU) == 3
+    calls.clear()
+    with striate.no_grad():
+        fused = model(x)
+    assert calls == []                          # both BNs folded, every ReLU in place
+    assert fused.dtype == dtype
+    assert (unfused[:, :] != 0).any()
+    np.testing.assert_allclose(fused, unfused, rtol=tol, atol=tol)
+
+
+def test_conv1d_bn1d_fuses_too():
+    rng = np.random.default_rng(1)
+    model = nn.Sequential(nn.Conv1d(4, 6, 5, padding=2, dtype=np.float64, rng=rng),
+                          nn.BatchNorm1d(6, dtype=np.float64), nn.ReLU())
+    _randomise_bn(model, rng)
+    x = rng.standard_normal((3, 4, 20))
+    unfused, fused = _both(model, x)
+    np.testing.assert_allclose(fused, unfused, rtol=1e-12, atol=1e-12)
+
+
+def test_input_is_never_modified_and_outputs_are_fresh():
+    rng = np.random.default_rng(2)
+    model = nn.Sequential(nn.Conv2d(2, 2, 1, rng=rng), nn.ReLU()).eval()
+    x = rng.standard_normal((2, 2, 4, 4)).astype(np.float32)
+    saved = x.copy()
+    with striate.no_grad():
+        y = model(x)
+    np.testing.assert_array_equal(x, saved)
+    assert y.min() >= 0 and not np.shares_memory(x, y)
+
+
+def test_a_watched_layer_is_not_fused():
+    """A replaced forward (as summary and viz install) must see every layer's call."""
+    rng = np.random.default_rng(3)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, rng=rng), nn.BatchNorm2d(2), nn.ReLU()).eval()
+    seen = []
+    bn = model[1]
+    original = bn.forward
+    bn.forward = lambda x: (seen.append(x.shape), original(x))[1]
+    with striate.no_grad():
+        model(np.ones((1, 1, 5, 5), dtype=np.float32))
+    assert seen == [(1, 2, 3, 3)]
+
+
+def test_training_mode_batchnorm_is_not_folded():
+    rng = np.random.default_rng(4)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, rng=rng), nn.BatchNorm2d(2))
+    model.eval()
+    model[1].train()                          # batch statistics: no fixed affine map
+    x = rng.standard_normal((4, 1, 6, 6)).astype(np.float64)
+    with striate.no_grad():
+        y = model(x)
+    np.testing.assert_allclose(y.mean(axis=(0, 2, 3)), 0, atol=1e-6)
+
+
+def test_chunked_inference_conv_equals_the_training_kernel(monkeypatch):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((7, 3, 9, 9))
+    w = rng.standard_normal((4, 3, 3, 3))
+    b = rng.standard_normal(4)
+    monkeypatch.setattr(FC, "INFER_COLS_BYTES", 3 * 9 * 49 * 8 * 2)   # two images per slice
+    y = FC.conv2d_infer(x, w, b, stride=(1, 1), padding=((1, 0), (0, 1)))
+    ref, _ = FC.conv2d_forward(x, w, b, stride=(1, 1), padding=((1, 0), (0, 1)))
+    np.testing.assert_array_equal(y, ref)
+
+
+def test_max_pool_without_argmax_gives_the_same_values():
+    x = np.random.default_rng(6).standard_normal((2, 3, 7, 7))
+    y, cache = max_pool2d_forward(x, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), with_argmax=False)
+    ref, ref_cache = max_pool2d_forward(x, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1))
+    assert cache is None and ref_cache is not None
+    np.testing.assert_array_equal(y, ref)
