@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ShapeError
+from ._parallel import parallel_for
 from .im2col import pad2d
 
 
@@ -67,7 +68,7 @@ def _offset_slice(i: int, d: int, s: int, n: int) -> slice:
 class MaxPool2dCache:
     """The argmax of each window as a kernel offset i*KW + j (-1: none) and the geometry."""
 
-    arg: np.ndarray                          # (N, C, OH, OW) int32
+    arg: np.ndarray                          # (N, C, OH, OW) int8 (int32 for > 127 offsets)
     x_shape: tuple[int, int, int, int]
     kernel: tuple[int, int]
     stride: tuple[int, int]
@@ -110,30 +111,57 @@ def max_pool2d_forward(x: np.ndarray, *, kernel_size: tuple[int, int],
     (oh, ow), pads = _geometry((h, w), kernel_size, stride, padding, dilation, ceil_mode,
                                "max_pool2d")
     xp = pad2d(x, pads, value=-np.inf)
-    views = [xp[:, :, _offset_slice(i, dh, sh, oh), _offset_slice(j, dw, sw, ow)]
-             for i in range(kh) for j in range(kw)]                   # KH*KW x (N, C, OH, OW)
-    # The maximum by a chain of np.maximum (NaN propagates, as in torch); then the
-    # first offset that attains it, found by going over the offsets last-to-first.
-    best = np.maximum(views[0], views[1]) if len(views) > 1 else views[0].copy()
-    for v in views[2:]:
-        np.maximum(best, v, out=best)
-    if not with_argmax:
-        return best, None
+    best = np.empty((n, c, oh, ow), dtype=x.dtype)
+    arg = np.empty((n, c, oh, ow), dtype=_arg_dtype(kh * kw)) if with_argmax else None
     i0, ok_h = _first_valid(np.arange(oh) * sh - padding[0], h, kh, dh)
     j0, ok_w = _first_valid(np.arange(ow) * sw - padding[1], w, kw, dw)
     k0 = np.where(ok_h[:, None] & ok_w[None, :], i0[:, None] * kw + j0[None, :], -1)  # (OH, OW)
-    arg = np.full((n, c, oh, ow), len(views) - 1, dtype=np.int32)
-    for k in range(len(views) - 2, -1, -1):      # branch-free: arg = k where views[k] ties
+
+    def run(start: int, stop: int) -> None:
+        views = [xp[start:stop, :, _offset_slice(i, dh, sh, oh), _offset_slice(j, dw, sw, ow)]
+                 for i in range(kh) for j in range(kw)]               # KH*KW x (n, C, OH, OW)
+        _window_max(views, best[start:stop], None if arg is None else arg[start:stop], k0)
+
+    parallel_for(run, n, xp.size)
+    if arg is None:
+        return best, None
+    return best, MaxPool2dCache(arg, (n, c, h, w), (kh, kw), (sh, sw), (dh, dw), pads)
+
+
+def _arg_dtype(taps: int) -> type:
+    """The narrowest integer type for kernel offsets -1 .. taps-1 (less memory traffic)."""
+    return np.int8 if taps <= 127 else np.int32
+
+
+def _window_max(views: list[np.ndarray], best: np.ndarray, arg: np.ndarray | None,
+                k0: np.ndarray) -> None:
+    """Max over the window views into ``best`` and (unless None) the first argmax into ``arg``.
+
+    The maximum is a chain of np.maximum (a NaN propagates, as in torch); the first
+    offset that attains it is found going over the offsets last-to-first, with
+    arithmetic instead of masked writes (branch-free). A NaN's offset wins; a window
+    of only padding / -inf points at ``k0``, torch's first in-input offset.
+    """
+    if len(views) == 1:
+        np.copyto(best, views[0])
+    else:
+        np.maximum(views[0], views[1], out=best)
+    for v in views[2:]:
+        np.maximum(best, v, out=best)
+    if arg is None:
+        return
+    t = arg.dtype.type
+    arg.fill(len(views) - 1)
+    for k in range(len(views) - 2, -1, -1):
         tie = views[k] == best
-        arg -= tie * (arg - np.int32(k))
+        arg -= tie * (arg - t(k))
     nan = np.isnan(best)
-    if nan.any():                                   # a NaN wins: the first NaN's offset
+    if nan.any():
         for k in range(len(views) - 1, -1, -1):
             np.copyto(arg, k, where=nan & np.isnan(views[k]))
-    empty = best == -np.inf                         # only padding / -inf: torch's first in-input offset
+    empty = best == -np.inf
     if empty.any():
-        np.copyto(arg, np.broadcast_to(k0.astype(np.int32), arg.shape), where=empty)
-    return best, MaxPool2dCache(arg, (n, c, h, w), (kh, kw), (sh, sw), (dh, dw), pads)
+        np.copyto(arg, np.broadcast_to(k0.astype(arg.dtype), arg.shape), where=empty)
 
 
 def max_pool2d_backward(dy: np.ndarray, cache: MaxPool2dCache) -> np.ndarray:
@@ -149,11 +177,23 @@ def max_pool2d_backward(dy: np.ndarray, cache: MaxPool2dCache) -> np.ndarray:
     (kh, kw), (sh, sw), (dh, dw) = cache.kernel, cache.stride, cache.dilation
     (pt, pb), (pl, pr) = cache.pads
     oh, ow = dy.shape[2:]
-    dxp = np.zeros((n, c, h + pt + pb, w + pl + pr), dtype=dy.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            dxp[:, :, _offset_slice(i, dh, sh, oh), _offset_slice(j, dw, sw, ow)] += \
-                dy * (cache.arg == i * kw + j)
+    dxp = np.empty((n, c, h + pt + pb, w + pl + pr), dtype=dy.dtype)
+    # Windows that tile the input exactly (e.g. 2x2, stride 2) write each value once.
+    tiles = (kh, kw) == (sh, sw) and (dh, dw) == (1, 1) and dxp.shape[2:] == (oh * sh, ow * sw)
+
+    def run(start: int, stop: int) -> None:
+        part, g, arg = dxp[start:stop], dy[start:stop], cache.arg[start:stop]
+        if not tiles:
+            part.fill(0)
+        for i in range(kh):
+            for j in range(kw):
+                region = part[:, :, _offset_slice(i, dh, sh, oh), _offset_slice(j, dw, sw, ow)]
+                if tiles:
+                    np.multiply(g, arg == i * kw + j, out=region)
+                else:
+                    region += g * (arg == i * kw + j)
+
+    parallel_for(run, n, dxp.size)
     return np.ascontiguousarray(dxp[:, :, pt:pt + h, pl:pl + w])
 
 

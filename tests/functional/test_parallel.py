@@ -69,3 +69,42 @@ def test_im2col_col2im_and_conv_are_identical_split_or_not(threads, stride):
     # col2im(ones) counts how many windows cover each pixel: 9 in the interior for stride 1.
     if stride == 1:
         assert out[1][1][0, 0, 5, 5] == pytest.approx(9 * x[0, 0, 5, 5])
+
+
+@pytest.mark.parametrize("kernel,stride", [(2, 2), (3, 2)])
+def test_max_pool_is_identical_split_or_not(threads, kernel, stride):
+    from striate.functional.pool import max_pool2d_backward, max_pool2d_forward
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((6, 8, 64, 64)).astype(np.float32)
+    x[0, 0, :2, :2] = 1.0                                              # a tie: the first offset wins
+    out = {}
+    for n in (1, 3):
+        threads(n)
+        y, cache = max_pool2d_forward(x, kernel_size=(kernel,) * 2, stride=(stride,) * 2)
+        dx = max_pool2d_backward(np.ones_like(y), cache)
+        out[n] = (y, cache.arg, dx)
+    for a, b in zip(out[1], out[3]):
+        np.testing.assert_array_equal(a, b)
+    assert out[1][1][0, 0, 0, 0] == 0 and out[1][2][0, 0, 0, 0] == 1 and out[1][2][0, 0, 0, 1] == 0
+
+
+def test_max_pool_with_more_than_127_offsets_keeps_int32_argmax():
+    from striate.functional.pool import max_pool2d_backward, max_pool2d_forward
+
+    x = np.random.default_rng(2).standard_normal((2, 3, 13, 13))
+    y, cache = max_pool2d_forward(x, kernel_size=(12, 12), stride=(1, 1))     # 144 offsets
+    assert cache.arg.dtype == np.int32
+    ref = np.array([[[[x[n, c, i:i + 12, j:j + 12].max() for j in range(2)] for i in range(2)]
+                     for c in range(3)] for n in range(2)])
+    np.testing.assert_array_equal(y, ref)
+    dx = max_pool2d_backward(np.ones_like(y), cache)
+    flat = x.reshape(2, 3, -1)
+    for n in range(2):
+        for c in range(3):
+            for i in range(2):
+                for j in range(2):
+                    win = x[n, c, i:i + 12, j:j + 12]
+                    a, b = np.unravel_index(np.argmax(win), win.shape)
+                    assert dx[n, c, i + a, j + b] >= 1
+    assert dx.sum() == pytest.approx(y.size)
