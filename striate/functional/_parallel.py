@@ -15,9 +15,9 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
+from typing import Any, Callable
 
-__all__ = ["get_num_threads", "set_num_threads", "parallel_for"]
+__all__ = ["get_num_threads", "set_num_threads", "parallel_for", "parallel_sum"]
 
 # Below this many elements per call, a thread hand-off costs more than it saves.
 MIN_ELEMENTS = 1 << 17
@@ -64,6 +64,31 @@ def _executor(n: int) -> ThreadPoolExecutor:
         return _pool
 
 
+def _bounds(n: int, elements: int) -> list[int]:
+    """Split points of range(n): one part per thread, or a single part for small jobs."""
+    threads = min(get_num_threads(), n)
+    if threads <= 1 or elements < MIN_ELEMENTS or threading.current_thread().name.startswith("striate"):
+        return [0, n]
+    return [n * i // threads for i in range(threads + 1)]
+
+
+def parallel_sum(fn: Callable[[int, int], Any], n: int, elements: int) -> Any:
+    """Sum of ``fn(start, stop)`` over a split of ``range(n)``, added in a fixed order.
+
+    The parts are added first to last whatever order the threads finish in, so
+    the result is the same from run to run (for a given thread count).
+    """
+    bounds = _bounds(n, elements)
+    if len(bounds) == 2:
+        return fn(0, n)
+    pool = _executor(get_num_threads())
+    futures = [pool.submit(fn, bounds[i], bounds[i + 1]) for i in range(1, len(bounds) - 1)]
+    total = fn(bounds[0], bounds[1])
+    for f in futures:
+        total = total + f.result()
+    return total
+
+
 def parallel_for(fn: Callable[[int, int], None], n: int, elements: int) -> None:
     """Call ``fn(start, stop)`` over a split of ``range(n)``, one part per thread.
 
@@ -72,13 +97,12 @@ def parallel_for(fn: Callable[[int, int], None], n: int, elements: int) -> None:
         n: number of items (usually the batch size).
         elements: total elements the work touches; small jobs run inline.
     """
-    threads = min(get_num_threads(), n)
-    if threads <= 1 or elements < MIN_ELEMENTS or threading.current_thread().name.startswith("striate"):
+    bounds = _bounds(n, elements)
+    if len(bounds) == 2:
         fn(0, n)
         return
-    bounds = [n * i // threads for i in range(threads + 1)]
     pool = _executor(get_num_threads())
-    futures = [pool.submit(fn, bounds[i], bounds[i + 1]) for i in range(1, threads)]
+    futures = [pool.submit(fn, bounds[i], bounds[i + 1]) for i in range(1, len(bounds) - 1)]
     fn(bounds[0], bounds[1])
     for f in futures:
         f.result()

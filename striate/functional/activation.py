@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
+
+from ._parallel import parallel_for
 
 from .special import erfc
 
@@ -44,8 +47,24 @@ def relu_forward(x: np.ndarray) -> tuple[np.ndarray, MaskCache]:
         (y, cache) for :func:`relu_backward`.
     """
     # Arithmetic, not np.where: np.where on a random mask is ~10x slower (branchy loop).
-    positive = x > 0
-    return np.maximum(x, x.dtype.type(0)), MaskCache(positive)
+    positive = np.empty(x.shape, dtype=bool)
+    y = np.empty_like(x)
+    zero = x.dtype.type(0)
+
+    def run(part: slice) -> None:
+        np.greater(x[part], zero, out=positive[part])
+        np.maximum(x[part], zero, out=y[part])
+
+    _split(run, x)
+    return y, MaskCache(positive)
+
+
+def _split(run: Callable[[Any], None], x: np.ndarray) -> None:
+    """run(part) over slices of axis 0 (threads for large arrays); a 0-D array is one part."""
+    if x.ndim == 0:
+        run(Ellipsis)
+    else:
+        parallel_for(lambda i, j: run(slice(i, j)), len(x), x.size)
 
 
 def leaky_relu_forward(x: np.ndarray, *, negative_slope: float = 0.01
@@ -86,6 +105,14 @@ def relu6_forward(x: np.ndarray) -> tuple[np.ndarray, MaskCache]:
 def mask_backward(dy: np.ndarray, cache: MaskCache) -> np.ndarray:
     """Gradient of relu/leaky_relu/relu6: dy where the mask holds, slope * dy elsewhere."""
     # Arithmetic on the mask (bool * float), ~10x faster than np.where on random masks.
+    if cache.slope == 0.0 and dy.shape == cache.mask.shape:
+        dx = np.empty_like(dy)
+
+        def run(part: slice) -> None:
+            np.multiply(dy[part], cache.mask[part], out=dx[part])
+
+        _split(run, dy)
+        return dx
     if cache.slope == 0.0:
         return dy * cache.mask
     t = dy.dtype.type

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._parallel import parallel_for, parallel_sum
+
 
 def _stat_axes(ndim: int) -> tuple[int, ...]:
     """Every axis but the channel axis 1: (0, 2, 3, ...)."""
@@ -49,12 +51,25 @@ def channel_sum(a: np.ndarray) -> np.ndarray:
 
 
 def channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """sum(a * b) over every axis but 1, without the product array.
+    """sum(a * b) over every axis but 1, without the product array (split over threads).
 
     Shape:
         (N, C, *), (N, C, *) -> (C,).
     """
-    return np.einsum("ncp,ncp->c", _as3d(a), _as3d(b))
+    a3, b3 = _as3d(a), _as3d(b)                                      # (N, C, P)
+    return parallel_sum(lambda i, j: np.einsum("ncp,ncp->c", a3[i:j], b3[i:j]), len(a3), a.size)
+
+
+def _centre(x: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """x - mean per channel, split over threads."""
+    out = np.empty_like(x)
+    m = _per_channel(mean.astype(x.dtype, copy=False), x.ndim)
+
+    def run(i: int, j: int) -> None:
+        np.subtract(x[i:j], m, out=out[i:j])
+
+    parallel_for(run, len(x), x.size)
+    return out
 
 
 def batch_centred_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -65,7 +80,7 @@ def batch_centred_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     """
     m = x.size // x.shape[1]
     mean = channel_sum(x) / m
-    centred = x - _per_channel(mean, x.ndim)
+    centred = _centre(x, mean)
     var = channel_dot(centred, centred) / m
     return centred, mean, var
 
@@ -107,11 +122,18 @@ def batch_norm_forward(x: np.ndarray, mean: np.ndarray, var: np.ndarray,
     nd = x.ndim
     inv_std = 1.0 / np.sqrt(var + eps)
     if centred is None:
-        centred = x - _per_channel(mean, nd)
+        centred = _centre(x, mean)
     scale = inv_std if weight is None else weight * inv_std
-    y = centred * _per_channel(scale.astype(x.dtype, copy=False), nd)   # one pass: xhat * weight
-    if bias is not None:
-        y += _per_channel(bias.astype(x.dtype, copy=False), nd)
+    scale = _per_channel(scale.astype(x.dtype, copy=False), nd)
+    shift = None if bias is None else _per_channel(bias.astype(x.dtype, copy=False), nd)
+    y = np.empty_like(centred)
+
+    def run(i: int, j: int) -> None:
+        np.multiply(centred[i:j], scale, out=y[i:j])                # one pass: xhat * weight
+        if shift is not None:
+            y[i:j] += shift
+
+    parallel_for(run, len(x), x.size)
     cache = BatchNormCache(centred, inv_std, weight, bias is not None, batch_stats)
     return y, cache
 
@@ -136,13 +158,21 @@ def batch_norm_backward(dy: np.ndarray, cache: BatchNormCache
     s_dy_xhat = channel_dot(dy, centred) * inv_std if need_dx_xhat else None   # (C,)
     s_dy = channel_sum(dy) if cache.has_bias or cache.batch_stats else None
     a = inv_std if cache.weight is None else cache.weight * inv_std
-    dx = dy * _per_channel(a.astype(dy.dtype, copy=False), nd)
+    scale = _per_channel(a.astype(dy.dtype, copy=False), nd)
     if cache.batch_stats:
         m = dy.size // dy.shape[1]
-        k_centred = (a * inv_std * s_dy_xhat / m).astype(dy.dtype, copy=False)
-        shift = centred * _per_channel(k_centred, nd)
-        shift += _per_channel((a * s_dy / m).astype(dy.dtype, copy=False), nd)
-        dx -= shift
+        k_centred = _per_channel((a * inv_std * s_dy_xhat / m).astype(dy.dtype, copy=False), nd)
+        k_const = _per_channel((a * s_dy / m).astype(dy.dtype, copy=False), nd)
+    dx = np.empty_like(dy)
+
+    def run(i: int, j: int) -> None:
+        np.multiply(dy[i:j], scale, out=dx[i:j])
+        if cache.batch_stats:
+            shift = centred[i:j] * k_centred
+            shift += k_const
+            dx[i:j] -= shift
+
+    parallel_for(run, len(dy), dy.size)
     dweight = None if cache.weight is None else s_dy_xhat
     dbias = s_dy if cache.has_bias else None
     return dx, dweight, dbias

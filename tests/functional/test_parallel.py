@@ -108,3 +108,31 @@ def test_max_pool_with_more_than_127_offsets_keeps_int32_argmax():
                     a, b = np.unravel_index(np.argmax(win), win.shape)
                     assert dx[n, c, i + a, j + b] >= 1
     assert dx.sum() == pytest.approx(y.size)
+
+
+def test_batch_norm_and_relu_are_identical_split_or_not(threads):
+    from striate.functional.activation import mask_backward, relu_forward
+    from striate.functional.norm import batch_centred_moments, batch_norm_backward, batch_norm_forward
+
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((8, 16, 40, 40)) * 3 + 1).astype(np.float32)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    w, b = rng.standard_normal(16).astype(np.float32), rng.standard_normal(16).astype(np.float32)
+    out = {}
+    for n in (1, 3):
+        threads(n)
+        centred, mean, var = batch_centred_moments(x)
+        y, cache = batch_norm_forward(x, mean, var, w, b, centred=centred)
+        dx, dw, db = batch_norm_backward(dy, cache)
+        r, rc = relu_forward(y)
+        out[n] = (y, dx, dw, db, r, mask_backward(dy, rc))
+    for a, c in zip(out[1], out[3]):
+        np.testing.assert_allclose(a, c, rtol=1e-6, atol=1e-6)   # partial sums are added in another order
+    np.testing.assert_allclose(out[3][0].mean(axis=(0, 2, 3)), b, atol=1e-4)
+
+
+def test_parallel_sum_adds_the_parts_in_order(threads):
+    threads(3)
+    parts = []
+    total = P.parallel_sum(lambda i, j: (parts.append((i, j)), np.arange(i, j).sum())[1], 9, P.MIN_ELEMENTS)
+    assert total == 36 and sorted(parts) == [(0, 3), (3, 6), (6, 9)]
