@@ -8,6 +8,7 @@ import numpy as np
 
 from ..errors import ShapeError
 from .im2col import Pads, col2im, im2col, out_size, pad2d
+from .norm import channel_sum
 
 
 @dataclass(frozen=True)
@@ -111,23 +112,24 @@ def conv2d_infer(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
     return y
 
 
-def conv2d_backward(dy: np.ndarray, cache: Conv2dCache
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def conv2d_backward(dy: np.ndarray, cache: Conv2dCache, *, need_dx: bool = True
+                    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """Gradients of conv2d_forward.
 
     Args:
         dy: upstream gradient (N, O, OH, OW).
         cache: from :func:`conv2d_forward`.
+        need_dx: False skips the input gradient (a first layer in training).
 
     Returns:
-        (dx (N, C, H, W), dw (O, C/G, KH, KW), db (O,) or None).
+        (dx (N, C, H, W) or None, dw (O, C/G, KH, KW), db (O,) or None).
     """
     cols, w, g = cache.cols, cache.w, cache.groups
     n, c, h, wd = cache.x_shape
     o, cg, kh, kw = w.shape
     oh, ow = dy.shape[2], dy.shape[3]
     k = cg * kh * kw
-    db = dy.sum(axis=(0, 2, 3)) if cache.has_bias else None
+    db = channel_sum(dy) if cache.has_bias else None
     if g == 1:
         dy3 = dy.reshape(n, o, oh * ow)                           # (N, O, OH*OW)
         dw = np.matmul(dy3, cols.transpose(0, 2, 1)).sum(axis=0)  # (O, C*KH*KW)
@@ -135,6 +137,8 @@ def conv2d_backward(dy: np.ndarray, cache: Conv2dCache
         dy4 = dy.reshape(n, g, o // g, oh * ow)                   # (N, G, O/G, OH*OW)
         cols_g = cols.reshape(n, g, k, oh * ow)                   # (N, G, Cg*KH*KW, OH*OW)
         dw = np.matmul(dy4, cols_g.transpose(0, 1, 3, 2)).sum(axis=0)  # (G, O/G, K)
+    if not need_dx:
+        return None, dw.reshape(w.shape), db
     # dx as a convolution of dy copies N*O*KH*KW*H*W values; col2im adds N*C*KH*KW*OH*OW
     # with a slower strided read-add-write per value: take the convolution up to O = 2C
     # (ResNet's 3x3 convs, fashion_cnn's conv2; not a 1 -> 16 first layer).
@@ -211,8 +215,8 @@ def conv1d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
     return y[:, :, 0, :], Conv1dCache(cache)                     # (N, O, L_out)
 
 
-def conv1d_backward(dy: np.ndarray, cache: Conv1dCache
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Gradients of conv1d_forward: (dx (N, C, L), dw (O, C/G, K), db (O,) or None)."""
-    dx, dw, db = conv2d_backward(dy[:, :, None, :], cache.inner)  # (N, O, 1, L_out)
-    return dx[:, :, 0, :], dw[:, :, 0, :], db
+def conv1d_backward(dy: np.ndarray, cache: Conv1dCache, *, need_dx: bool = True
+                    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """Gradients of conv1d_forward: (dx (N, C, L) or None, dw (O, C/G, K), db (O,) or None)."""
+    dx, dw, db = conv2d_backward(dy[:, :, None, :], cache.inner, need_dx=need_dx)  # (N, O, 1, L_out)
+    return (None if dx is None else dx[:, :, 0, :]), dw[:, :, 0, :], db

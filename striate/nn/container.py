@@ -66,10 +66,18 @@ class Sequential(Module):
             x = m(x)
         return x
 
-    def backward(self, dy: np.ndarray) -> np.ndarray:
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
         for m in reversed(list(self._modules.values())):
             dy = m.backward(dy)
         return dy
+
+    def set_input_grad(self, enabled: bool = True) -> "Sequential":
+        """Pass the setting to the first layer, the one that reads the input (see Module)."""
+        object.__setattr__(self, "input_grad", bool(enabled))
+        first = next(iter(self._modules.values()), None)
+        if first is not None:
+            first.set_input_grad(enabled)
+        return self
 
 
 class ModuleList(Module):

@@ -129,7 +129,7 @@ class Conv2d(_ConvNd):
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        dx, dw, db = F.conv2d_backward(dy, self._take())
+        dx, dw, db = F.conv2d_backward(dy, self._take(), need_dx=self.input_grad)
         self.weight.accumulate(dw)
         if db is not None:
             self.bias.accumulate(db)
@@ -161,7 +161,7 @@ class Conv1d(_ConvNd):
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        dx, dw, db = F.conv1d_backward(dy, self._take())
+        dx, dw, db = F.conv1d_backward(dy, self._take(), need_dx=self.input_grad)
         self.weight.accumulate(dw)
         if db is not None:
             self.bias.accumulate(db)

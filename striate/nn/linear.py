@@ -60,6 +60,8 @@ class Linear(Module):
         self.weight.accumulate(dy2.T @ x2)
         if self.bias is not None:
             self.bias.accumulate(dy2.sum(axis=0))
+        if not self.input_grad:
+            return None
         return (dy2 @ self.weight.data).reshape(x.shape)            # (*, in)
 
     def extra_repr(self) -> str:

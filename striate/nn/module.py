@@ -206,6 +206,25 @@ class Module:
     def eval(self) -> "Module":
         return self.train(False)
 
+    # Whether backward computes the gradient with respect to this module's input.
+    input_grad = True
+
+    def set_input_grad(self, enabled: bool = True) -> "Module":
+        """Whether ``backward`` returns the gradient with respect to the model's input.
+
+        PyTorch skips that work when the input has ``requires_grad=False``, as in
+        training; ``set_input_grad(False)`` does the same here: the first layer
+        (a convolution or linear layer, possibly the first of nested Sequentials)
+        computes only its parameter gradients and the model's ``backward``
+        returns None. Saliency maps need it on (the default). Layers that do not
+        support skipping ignore it.
+
+        Returns:
+            self.
+        """
+        object.__setattr__(self, "input_grad", bool(enabled))
+        return self
+
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear every parameter's gradient (None, or zeros if not set_to_none)."""
         for p in self.parameters():
