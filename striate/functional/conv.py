@@ -11,11 +11,19 @@ from .im2col import Pads, col2im, im2col, out_size, pad2d
 from .norm import channel_sum
 
 
+# im2col columns up to this size are kept for the backward pass; larger ones are
+# recomputed there from the input, which is KH*KW times smaller (ResNet's first
+# stages at batch 128: 75 MB of columns per 3x3 conv against 8 MB of input).
+KEEP_COLS_BYTES = 32 << 20
+
+
 @dataclass(frozen=True)
 class Conv2dCache:
-    """What conv2d_backward needs: the columns, the weight and the geometry."""
+    """What conv2d_backward needs: the columns (or the input to rebuild them), the weight
+    and the geometry."""
 
-    cols: np.ndarray          # (N, C*KH*KW, OH*OW)
+    cols: np.ndarray | None   # (N, C*KH*KW, OH*OW), or None when larger than KEEP_COLS_BYTES
+    x: np.ndarray | None      # (N, C, H, W) when cols is None
     w: np.ndarray             # (O, C/G, KH, KW)
     x_shape: tuple[int, int, int, int]
     pads: Pads
@@ -76,7 +84,9 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
     y = y.reshape(n, o, oh, ow)                                # (N, O, OH, OW)
     if b is not None:
         y += b.reshape(1, o, 1, 1)
-    cache = Conv2dCache(cols, w, (n, c, h, wd), padding, stride, dilation, g, b is not None)
+    keep = cols.nbytes <= KEEP_COLS_BYTES
+    cache = Conv2dCache(cols if keep else None, None if keep else x, w, (n, c, h, wd),
+                        padding, stride, dilation, g, b is not None)
     return y, cache
 
 
@@ -124,10 +134,13 @@ def conv2d_backward(dy: np.ndarray, cache: Conv2dCache, *, need_dx: bool = True
     Returns:
         (dx (N, C, H, W) or None, dw (O, C/G, KH, KW), db (O,) or None).
     """
-    cols, w, g = cache.cols, cache.w, cache.groups
+    w, g = cache.w, cache.groups
     n, c, h, wd = cache.x_shape
     o, cg, kh, kw = w.shape
     oh, ow = dy.shape[2], dy.shape[3]
+    cols = cache.cols
+    if cols is None:                                              # rebuilt: less memory kept
+        cols = im2col(pad2d(cache.x, cache.pads), (kh, kw), cache.stride, cache.dilation, (oh, ow))
     k = cg * kh * kw
     db = channel_sum(dy) if cache.has_bias else None
     if g == 1:
@@ -137,6 +150,7 @@ def conv2d_backward(dy: np.ndarray, cache: Conv2dCache, *, need_dx: bool = True
         dy4 = dy.reshape(n, g, o // g, oh * ow)                   # (N, G, O/G, OH*OW)
         cols_g = cols.reshape(n, g, k, oh * ow)                   # (N, G, Cg*KH*KW, OH*OW)
         dw = np.matmul(dy4, cols_g.transpose(0, 1, 3, 2)).sum(axis=0)  # (G, O/G, K)
+    cols = cols_g = None                                          # free before the dx pass
     if not need_dx:
         return None, dw.reshape(w.shape), db
     # dx as a convolution of dy copies N*O*KH*KW*H*W values; col2im adds N*C*KH*KW*OH*OW
