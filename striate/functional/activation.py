@@ -34,11 +34,12 @@ class MaskCache:
     slope: float = 0.0        # gradient outside the mask
 
 
-def relu_forward(x: np.ndarray) -> tuple[np.ndarray, MaskCache]:
+def relu_forward(x: np.ndarray, *, inplace: bool = False) -> tuple[np.ndarray, MaskCache]:
     """max(x, 0); the gradient at exactly 0 is 0 (as torch).
 
     Args:
         x: input.
+        inplace: overwrite x with the result (x must be the caller's own temporary).
 
     Shape:
         any -> the same shape.
@@ -48,7 +49,7 @@ def relu_forward(x: np.ndarray) -> tuple[np.ndarray, MaskCache]:
     """
     # Arithmetic, not np.where: np.where on a random mask is ~10x slower (branchy loop).
     positive = np.empty(x.shape, dtype=bool)
-    y = np.empty_like(x)
+    y = x if inplace else np.empty_like(x)
     zero = x.dtype.type(0)
 
     def run(part: slice) -> None:
@@ -102,11 +103,14 @@ def relu6_forward(x: np.ndarray) -> tuple[np.ndarray, MaskCache]:
     return np.clip(x, 0, 6).astype(x.dtype, copy=False), MaskCache(inside)
 
 
-def mask_backward(dy: np.ndarray, cache: MaskCache) -> np.ndarray:
-    """Gradient of relu/leaky_relu/relu6: dy where the mask holds, slope * dy elsewhere."""
+def mask_backward(dy: np.ndarray, cache: MaskCache, *, inplace: bool = False) -> np.ndarray:
+    """Gradient of relu/leaky_relu/relu6: dy where the mask holds, slope * dy elsewhere.
+
+    ``inplace`` overwrites dy with the result (dy must be the caller's own temporary).
+    """
     # Arithmetic on the mask (bool * float), ~10x faster than np.where on random masks.
     if cache.slope == 0.0 and dy.shape == cache.mask.shape:
-        dx = np.empty_like(dy)
+        dx = dy if inplace else np.empty_like(dy)
 
         def run(part: slice) -> None:
             np.multiply(dy[part], cache.mask[part], out=dx[part])

@@ -108,9 +108,9 @@ class _ResidualBlock(Module):
         relus = []
         out = x
         for i, (conv, norm) in enumerate(self._stages):
-            out = getattr(self, norm)(getattr(self, conv)(out))
+            out = getattr(self, norm)(getattr(self, conv)(out))        # a fresh array
             if i < len(self._stages) - 1:
-                out, c = FA.relu_forward(out)
+                out, c = FA.relu_forward(out, inplace=True)
                 relus.append(c)
         identity = x if self.downsample is None else self.downsample(x)
         if identity.shape != out.shape:
@@ -119,7 +119,8 @@ class _ResidualBlock(Module):
                 f"the residual branch {tuple(out.shape)} for input {tuple(x.shape)}; a stride "
                 "other than 1 or a change of channels needs a downsample module"
             )
-        out, c = FA.relu_forward(out + identity)
+        out += identity
+        out, c = FA.relu_forward(out, inplace=True)
         relus.append(c)
         self._keep(_ReluCaches(tuple(relus)))
         return out
@@ -131,10 +132,11 @@ class _ResidualBlock(Module):
         for i in range(len(self._stages) - 1, -1, -1):
             conv, norm = self._stages[i]
             if i < len(self._stages) - 1:
-                d = FA.relu_backward(d, relus[i])
+X
             d = getattr(self, conv).backward(getattr(self, norm).backward(d))
         d_identity = dsum if self.downsample is None else self.downsample.backward(dsum)
-        return d + d_identity
+        d += d_identity                                             # d: the conv's fresh dx
+        return d
 
     def extra_repr(self) -> str:
         return f"inplanes={self.inplanes}, planes={self.planes}, stride={self.stride}"
