@@ -132,7 +132,7 @@ class _ResidualBlock(Module):
         for i in range(len(self._stages) - 1, -1, -1):
             conv, norm = self._stages[i]
             if i < len(self._stages) - 1:
-X
+                d = FA.relu_backward(d, relus[i], inplace=True)     # d: a conv's fresh dx
             d = getattr(self, conv).backward(getattr(self, norm).backward(d))
         d_identity = dsum if self.downsample is None else self.downsample.backward(dsum)
         d += d_identity                                             # d: the conv's fresh dx
