@@ -65,12 +65,70 @@ def _add_others(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
 
 
+def _add_image_source(p: Any) -> None:
+    p.add_argument("image", nargs="?", default=None, help="an image file (or use --dataset and --index)")
+    p.add_argument("--dataset", default=None, help="take the image from this data set instead")
+    p.add_argument("--index", type=int, default=0, help="which image of --dataset (default 0)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--data-dir", default=None)
+
+
+def _add_viz(sub: Any) -> None:
+    v = sub.add_parser("viz", help="pictures: curves, filters, feature maps, saliency, confusion")
+    vs = v.add_subparsers(dest="viz_command", required=True)
+    p = vs.add_parser("curves", help="loss and accuracy per epoch of a run")
+    p.add_argument("run", help="a run folder (with metrics.jsonl) or a metrics.jsonl file")
+    p = vs.add_parser("filters", help="a convolution's kernels (default: the first)")
+    p.add_argument("model")
+    p.add_argument("--layer", default=None, help="the conv's path, e.g. 4")
+    p = vs.add_parser("maps", help="one layer's feature maps for one image")
+    p.add_argument("model")
+    _add_image_source(p)
+    p.add_argument("--layer", required=True, help="the layer's path, e.g. 2 or features.3")
+    p = vs.add_parser("saliency", help="vanilla saliency or Grad-CAM of one image")
+    p.add_argument("model")
+    _add_image_source(p)
+    p.add_argument("--grad-cam", action="store_true", help="Grad-CAM at --layer instead")
+    p.add_argument("--layer", default=None)
+    p.add_argument("--target", default=None, help="class index or name (default: the predicted one)")
+    for name, text in (("confusion", "the confusion matrix of an evaluation"),
+                       ("misclassified", "the most confidently misclassified images")):
+        p = vs.add_parser(name, help=text)
+        p.add_argument("model")
+        p.add_argument("--dataset", required=True)
+        p.add_argument("--split", default="test")
+        p.add_argument("--data-dir", default=None)
+        if name == "confusion":
+            p.add_argument("--text", action="store_true", help="also print the matrix as a table")
+        else:
+            p.add_argument("--count", type=int, default=16, help="how many images (default 16)")
+    for p in vs.choices.values():
+        p.add_argument("--out", default=None, help="the PNG to write (default: beside the input)")
+
+
+def _add_onnx(sub: Any) -> None:
+    p = sub.add_parser("export", help="write a saved model (.npz) as an ONNX file")
+    p.add_argument("model", help="a .npz model file (striate.save, striate train)")
+    p.add_argument("output", help="the .onnx file to write")
+    p.add_argument("--input-shape", default=None,
+                   help="C,H,W (or C,L) without the batch; default: the shape the file records")
+    p.add_argument("--opset", type=int, default=13, help="ONNX opset, 9 to 17 (default 13)")
+    p.add_argument("--fold-batchnorm", action="store_true", help="fold BatchNorm into the layers before it")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("convert", help="import an ONNX file as a striate model file (.npz)")
+    p.add_argument("model", help="the .onnx file")
+    p.add_argument("output", help="the .npz model file to write")
+    p.add_argument("--json", action="store_true")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="striate", description="CNNs in NumPy: train, evaluate, inspect.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
     _add_others(sub)
+    _add_viz(sub)
+    _add_onnx(sub)
     return parser
 
 
@@ -161,8 +219,56 @@ def cmd_summary(a: argparse.Namespace) -> None:
     print(json.dumps(s.to_dict()) if a.json else str(s))
 
 
+def cmd_export(a: argparse.Namespace) -> None:
+    from .onnx.files import export_file
+
+    r = export_file(a.model, a.output, a.input_shape, a.opset, a.fold_batchnorm)
+    if a.json:
+        print(json.dumps(r))
+        return
+    shape = "(" + ", ".join(str(d) for d in r["input_shape"]) + ")"
+    print(f"wrote {r['path']}: ONNX opset {r['opset']}, input {shape}, {r['nodes']} nodes, "
+          f"{r['parameters']:,} parameters")
+
+
+def cmd_convert(a: argparse.Namespace) -> None:
+    from .onnx.files import convert_file
+
+    r = convert_file(a.model, a.output)
+    if a.json:
+        print(json.dumps(r))
+        return
+    shape = "unknown" if r["input_shape"] is None else \
+        "(" + ", ".join(str(d) for d in r["input_shape"]) + ")"
+    print(f"wrote {r['path']}: {r['layers']} layers, {r['parameters']:,} parameters, input {shape}")
+
+
+def cmd_viz(a: argparse.Namespace) -> None:
+    from .viz import commands as V
+
+    source = {k: getattr(a, k, None) for k in ("dataset", "index", "split", "data_dir")}
+    kind = a.viz_command
+    if kind == "curves":
+        path = V.viz_curves(a.run, a.out)
+    elif kind == "filters":
+        path = V.viz_filters(a.model, a.out, a.layer)
+    elif kind == "maps":
+        path = V.viz_maps(a.model, a.layer, a.image, a.out, **source)
+    elif kind == "saliency":
+        path = V.viz_saliency(a.model, a.image, a.out, grad_cam=a.grad_cam, layer=a.layer,
+                              target=a.target, **source)
+    elif kind == "confusion":
+        path, text = V.viz_confusion(a.model, a.dataset, a.split, a.data_dir, a.out)
+        if a.text:
+            print(text)
+    else:
+        path = V.viz_misclassified(a.model, a.dataset, a.split, a.data_dir, a.out, a.count)
+    print(path)
+
+
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "models": cmd_models, "datasets": cmd_datasets, "summary": cmd_summary}
+            "models": cmd_models, "datasets": cmd_datasets, "summary": cmd_summary,
+            "viz": cmd_viz, "export": cmd_export, "convert": cmd_convert}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -175,8 +281,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"striate {args.command}: error: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"striate {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:  # TrainingInterrupted says where the checkpoint is
+        checkpoint = getattr(e, "checkpoint", None)
+        how = "; to continue, run the same command with --resume" if checkpoint else ""
+        print(f"striate {args.command}: {e or 'interrupted'}{how}", file=sys.stderr)
         return 130
     except Exception as e:  # noqa: BLE001 - the one place internal errors are reported
         if args.debug:

@@ -55,3 +55,24 @@ class OnnxError(StriateError, ValueError):
 
 class UnsupportedOperatorError(OnnxError):
     """An ONNX model uses operators striate does not implement (all of them are listed)."""
+
+
+class StorageError(StriateError, OSError):
+    """A file could not be written (disk full, no permission, read-only folder).
+
+    Raised after the temporary file was removed: the previous version of the
+    file (a model, a checkpoint) is left exactly as it was.
+    """
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on Ctrl-C (SIGINT) at a step boundary, after saving a checkpoint.
+
+    It derives from ``KeyboardInterrupt`` (not StriateError: nothing went wrong), so
+    ``except KeyboardInterrupt`` still sees it. ``checkpoint`` is the path of the
+    checkpoint to resume from, or None when the trainer has no ``out_dir``.
+    """
+
+    def __init__(self, message: str, checkpoint: str | None = None) -> None:
+        super().__init__(message)
+        self.checkpoint = checkpoint

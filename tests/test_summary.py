@@ -420,7 +420,7 @@ def test_summary_for_zoo_names_and_files(tmp_path):
 
 @pytest.mark.parametrize("args, error, match", [
     (("no_such_model",), ConfigError, r"unknown model 'no_such_model'"),
-    (("net.onnx",), ConfigError, r"ONNX .*received 'net.onnx'"),
+    (("net.onnx", None, 3), ConfigError, r"--num-classes applies to zoo models only"),
     (("fashion_cnn", "1,28,28,"), None, None),
     (("fashion_cnn", "1,a,28"), ConfigError, r"--input-shape .*received '1,a,28'"),
     (("fashion_cnn", "1,0,28"), ConfigError, r"received '1,0,28'"),

@@ -27,6 +27,18 @@ IMG_EXTENSIONS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP",
                   ".ppm": "PPM", ".pgm": "PPM"}
 _MODES = {"RGB": 3, "L": 1}
 _MAX_MEMBER_BYTES = 64 << 20
+MAX_IMAGE_PIXELS = 50_000_000
+
+
+def _check_pixels(name: str, im: Any) -> None:
+    """DataError before decoding an image whose header claims more than MAX_IMAGE_PIXELS.
+
+    Pillow reads only the header on open, so a small file claiming a huge size
+    (a decompression bomb) is refused without allocating its pixels.
+    """
+    if im.width * im.height > MAX_IMAGE_PIXELS:
+        raise DataError(f"{name}: image of {im.width}x{im.height} pixels is larger than "
+                        f"the limit of {MAX_IMAGE_PIXELS:,} pixels")
 
 
 def require_pillow() -> Any:
@@ -66,7 +78,10 @@ def decode_images(sources: Sequence[tuple[str, Any]], mode: str = "RGB") -> np.n
         try:
             with Image.open(io.BytesIO(src) if isinstance(src, bytes) else src,
                             formats=(fmt,) if fmt else None) as im:
+                _check_pixels(name, im)
                 pixels = np.asarray(im if im.mode == mode else im.convert(mode))
+        except DataError:
+            raise
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
             raise DataError(f"cannot decode image {name}: {e}") from e
         pixels = pixels.reshape(pixels.shape[0], pixels.shape[1], -1)  # (H, W, C)
@@ -179,9 +194,6 @@ def read_image_tar(path: str | os.PathLike, splits: Sequence[str] = ("train", "t
     return out
 
 
-MAX_IMAGE_PIXELS = 50_000_000
-
-
 def load_image_for_model(path: str | os.PathLike, shape: tuple[int, int, int]) -> np.ndarray:
     """Read one image file and fit it to a model's input: channels, then size.
 
@@ -201,15 +213,15 @@ def load_image_for_model(path: str | os.PathLike, shape: tuple[int, int, int]) -
     name = os.fspath(path)
     try:
         with Image.open(name) as im:
-            if im.width * im.height > MAX_IMAGE_PIXELS:
-                raise DataError(f"{name}: image of {im.width}x{im.height} pixels is larger than "
-                                f"the limit of {MAX_IMAGE_PIXELS:,} pixels")
+            _check_pixels(name, im)
             im = im.convert(mode)
             if im.size != (w, h):
                 im = im.resize((w, h), Image.BILINEAR)
             pixels = np.asarray(im, dtype=np.uint8)
     except FileNotFoundError:
         raise DataError(f"{name}: no such image file") from None
+    except DataError:
+        raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise DataError(f"{name}: not a readable image ({e})") from None
     return pixels.reshape(h, w, -1).transpose(2, 0, 1).copy()          # (C, H, W)

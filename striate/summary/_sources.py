@@ -1,11 +1,12 @@
 """summary_for: the summary of a model named on the command line (``striate summary``).
 
 The model is a zoo name (built with a fixed seed: weights do not matter here)
-or a ``.npz`` file written by :func:`striate.save`; the input shape is given as
-text ("1,28,28", "1x28x28") or taken from the model: the ``input_shape`` a
-trained model file records, or the zoo builder's ``in_channels`` and
-``input_size`` (32 for the CIFAR ResNets, 200 frames for tdnn, 224 for the
-ImageNet families otherwise).
+or a ``.npz`` file written by :func:`striate.save` or an ``.onnx`` file
+(imported with :func:`striate.onnx.load`); the input shape is given as text
+("1,28,28", "1x28x28") or taken from the model: the ``input_shape`` a trained
+model file records, an ONNX file's static graph input shape, or the zoo
+builder's ``in_channels`` and ``input_size`` (32 for the CIFAR ResNets, 200
+frames for tdnn, 224 for the ImageNet families otherwise).
 """
 
 from __future__ import annotations
@@ -56,19 +57,28 @@ def default_input_shape(model: Module) -> tuple[int, ...]:
     return (channels, int(side), int(side))
 
 
+def _load_onnx(source: str) -> Module:
+    """Import an ONNX file (striate.onnx.load), recording its static input shape if any."""
+    from ..onnx.files import onnx_input_shape
+    from ..onnx.importer import load
+
+    model = load(source)
+    shape = onnx_input_shape(model)
+    if shape is not None:
+        model.metadata = {**(getattr(model, "metadata", None) or {}), "input_shape": list(shape)}
+    return model
+
+
 def _load(source: str, num_classes: int | None, shape: tuple[int, ...] | None = None) -> Module:
     """Load a model file, or build a zoo model (for ``shape``'s channels and size if given)."""
     from ..models import get_model, model_signature
     from ..serialize import load
 
-    if source.lower().endswith(".onnx"):
-        raise ConfigError(f"summary: reading ONNX files is not supported; received '{source}' "
-                          "(give a zoo name or a .npz model file)")
-    if source.lower().endswith(".npz"):
+    if source.lower().endswith((".npz", ".onnx")):
         if num_classes is not None:
             raise ConfigError("summary: --num-classes applies to zoo models only; "
                               f"received it with the file '{source}'")
-        return load(source)
+        return _load_onnx(source) if source.lower().endswith(".onnx") else load(source)
     kwargs: dict[str, Any] = {} if num_classes is None else {"num_classes": num_classes}
     if shape is not None:
         params = model_signature(source).parameters
@@ -83,7 +93,8 @@ def summary_for(source: str, input_shape: Any = None, num_classes: int | None = 
     """The :func:`striate.summary.summary` of a zoo model or a saved model file.
 
     Args:
-        source: a zoo name (``striate.models.list_models()``) or a ``.npz`` path.
+        source: a zoo name (``striate.models.list_models()``), a ``.npz`` path or an
+            ``.onnx`` path (imported with :func:`striate.onnx.load`).
         input_shape: text such as '3,32,32' or a tuple, without the batch axis;
             None takes the model's own (see :func:`default_input_shape`).
         num_classes: for a zoo model, its number of outputs (the builder's default if None).
@@ -92,8 +103,9 @@ def summary_for(source: str, input_shape: Any = None, num_classes: int | None = 
         The Summary (batch size 1, float32).
 
     Raises:
-        ConfigError: an unknown model name, an .onnx file, a bad input shape.
-        DataError: an unreadable model file.
+        ConfigError: an unknown model name, a bad input shape.
+        DataError: an unreadable model file; OnnxError: an unreadable or unsupported
+            ONNX file; MissingDependencyError: an .onnx file without the onnx package.
     """
     from . import summary
 

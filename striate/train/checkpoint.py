@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 from typing import Any
 
 import numpy as np
 
 from .._random import default_generator
-from ..errors import DataError, StateDictError
+from ..errors import DataError, StateDictError, StorageError
 from ..nn.module import Module
 from ..serialize import atomic_savez, read_npz
 from .state import pack, unpack
@@ -55,7 +56,34 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     for key in ("model", "epoch"):
         if key not in state:
             raise DataError(f"{where}: checkpoint lacks '{key}'")
+    if not isinstance(state["model"], dict) or not all(
+            isinstance(v, np.ndarray) for v in state["model"].values()):
+        raise DataError(f"{where}: checkpoint 'model' entry is not a mapping of arrays")
     return state
+
+
+def checkpoint_bytes(model: Module) -> int:
+    """An upper estimate of a checkpoint's size: weights, buffers and optimizer slots.
+
+    Optimizers create their per-parameter state (momentum, Adam's two moments) at the
+    first step, so up to two slots per parameter are counted before they exist.
+    """
+    params = sum(p.data.nbytes for p in model.parameters())
+    buffers = sum(b.nbytes for b in model.buffers())
+    return params * 3 + buffers + (1 << 20)
+
+
+def check_free_space(folder: str, needed: int) -> None:
+    """StorageError before training if ``folder`` cannot hold a checkpoint and its replacement."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return  # cannot tell; a failing write is still reported without losing anything
+    if free < 2 * needed:
+        raise StorageError(
+            f"{folder}: only {free / 2**20:.1f} MiB free; a checkpoint of this model needs about "
+            f"{needed / 2**20:.1f} MiB, twice that while it is replaced. Free some space or "
+            f"choose another output folder")
 
 
 def load_model_state(model: Module, state: dict[str, np.ndarray], where: str) -> None:

@@ -18,10 +18,12 @@ import numpy as np
 from .. import models, nn, optim
 from .._random import manual_seed
 from ..data import Compose, DataLoader, Normalize, RandomCrop, RandomHorizontalFlip, ToFloat, load_dataset
-from ..errors import ConfigError
+from ..errors import ConfigError, ShapeError
 from ..nn.module import Module
 from ..serialize import load, save
+from .inputs import check_finite
 from .trainer import CHECKPOINT, METRICS, Trainer, evaluate
+from ..viz.curves import epoch_curves_writer
 
 # Per-channel mean and std of each training set (pixels scaled to [0, 1]).
 DATASET_STATS = {
@@ -68,8 +70,14 @@ def check_config(cfg: TrainConfig) -> None:
             raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer; received {v!r}")
     if not np.isfinite(cfg.lr) or cfg.lr <= 0:
         raise ConfigError(f"--lr must be a positive number; received {cfg.lr!r}")
-    if cfg.weight_decay < 0:
-        raise ConfigError(f"--weight-decay must be >= 0; received {cfg.weight_decay!r}")
+    for name, low, high in (("weight_decay", 0.0, np.inf), ("momentum", 0.0, np.inf),
+                            ("label_smoothing", 0.0, 1.0)):
+        v = getattr(cfg, name)
+        if not (np.isfinite(v) and low <= v <= high):
+            span = f"in [{low:g}, {high:g}]" if np.isfinite(high) else f">= {low:g}"
+            raise ConfigError(f"--{name.replace('_', '-')} must be a number {span}; received {v!r}")
+    if cfg.early_stopping is not None and cfg.early_stopping < 1:
+        raise ConfigError(f"--early-stopping must be a positive integer; received {cfg.early_stopping!r}")
     if cfg.optimizer not in ("sgd", "adam", "adamw", "rmsprop"):
         raise ConfigError(f"--optimizer must be sgd, adam, adamw or rmsprop; received '{cfg.optimizer}'")
     if cfg.schedule not in ("none", "step", "cosine", "onecycle"):
@@ -137,9 +145,9 @@ def train_run(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str,
     """
     check_config(cfg)
     start = time.perf_counter()
-    os.makedirs(cfg.out, exist_ok=True)
     probe = os.path.join(cfg.out, ".write-test")
     try:
+        os.makedirs(cfg.out, exist_ok=True)
         with open(probe, "w") as f:
             f.write("ok")
         os.unlink(probe)
@@ -155,7 +163,8 @@ def train_run(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str,
                       scheduler_step=sched_step, epochs=cfg.epochs, out_dir=cfg.out,
                       early_stopping=cfg.early_stopping, monitor="val_accuracy",
                       num_classes=len(classes), progress=cfg.progress, log=log,
-                      on_nonfinite="skip" if cfg.skip_nonfinite else "stop")
+                      on_nonfinite="skip" if cfg.skip_nonfinite else "stop",
+                      on_epoch_end=epoch_curves_writer(cfg.out, log))   # OUT/curves.png
     ckpt = os.path.join(cfg.out, CHECKPOINT)
     if cfg.resume:
         if not os.path.exists(ckpt):
@@ -204,8 +213,12 @@ def predict_files(model_path: str, images: list[str], topk: int = 3) -> list[tup
         raise ConfigError(f"{model_path}: the model file does not record its input shape "
                           "(it was not written by striate train); cannot prepare images for it")
     classes = meta.get("classes")
+    if not images:
+        raise ShapeError("predict: expected at least one image file; received none")
     x = np.stack([load_image_for_model(p, tuple(shape)) for p in images])     # (N, C, H, W) uint8
     x = Compose([ToFloat(), Normalize(meta["mean"], meta["std"])])(x)
+    for path, xi in zip(images, x):
+        check_finite(xi, f"predict: {path} (after the model's normalisation)")
     out = []
     with nn.no_grad():
         logits = model(x)

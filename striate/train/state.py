@@ -72,7 +72,12 @@ def unpack(arrays: dict[str, np.ndarray], where: str) -> dict[str, Any]:
     """Inverse of :func:`pack`; DataError naming ``where`` if the structure is broken."""
     skeleton = json_from_array(arrays.get(STATE_KEY), where, "checkpoint state",
                                f"not a striate checkpoint (no {STATE_KEY} entry)")
-    state = unflatten(skeleton, arrays)
+    try:
+        state = unflatten(skeleton, arrays)
+    except DataError as e:
+        raise DataError(f"{where}: {e}") from None
+    except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as e:
+        raise DataError(f"{where}: checkpoint state is malformed ({type(e).__name__}: {e})") from None
     if not isinstance(state, dict):
         raise DataError(f"{where}: checkpoint state is not a mapping")
     return state
