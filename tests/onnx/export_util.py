@@ -48,11 +48,14 @@ def randomize_batchnorm(model: Module, rng: np.random.Generator) -> None:
 
 def compare_ort(model: Module, shape: Sequence[int], batches: Sequence[int] = (2, 3),
                 opset: int = 13, atol: float = 1e-5, seed: int = 0, **kwargs: Any) -> Any:
-    """Export ``model`` for ``shape`` and check onnxruntime's output against striate's
-    eval-mode output for random inputs of each batch size; returns the ModelProto."""
+    """Export ``model`` for ``shape`` and check onnxruntime's output, and that of the file
+    imported back with striate.onnx.load, against striate's eval-mode output for random
+    inputs of each batch size; returns the ModelProto."""
+    import striate.onnx
     from striate.onnx.exporter import export
 
     proto = export(model, None, shape, opset, **kwargs)
+    imported = striate.onnx.load(proto)
     sess = session(proto)
     name = sess.get_inputs()[0].name
     rng = np.random.default_rng(seed)
@@ -60,11 +63,12 @@ def compare_ort(model: Module, shape: Sequence[int], batches: Sequence[int] = (2
     for n in batches:
         x = rng.standard_normal((n, *shape)).astype(np.float32)
         with no_grad():
-            ref = model(x)
+            ref, back = model(x), imported(x)
         (got,) = sess.run(None, {name: x})
-        assert got.shape == ref.shape, f"batch {n}: onnxruntime {got.shape} vs striate {ref.shape}"
-        err = float(np.max(np.abs(got - ref)))
-        assert err <= atol, f"batch {n}, opset {opset}: max |onnxruntime - striate| = {err:.3g}"
+        for what, y in (("onnxruntime", got), ("striate.onnx.load", back)):
+            assert y.shape == ref.shape, f"batch {n}: {what} {y.shape} vs striate {ref.shape}"
+            err = float(np.max(np.abs(y - ref)))
+            assert err <= atol, f"batch {n}, opset {opset}: max |{what} - striate| = {err:.3g}"
     return proto
 
 

@@ -1,4 +1,4 @@
-"""striate.onnx.export: every layer's rule against onnxruntime, opsets, options and errors."""
+"""striate.onnx.export: each layer rule vs onnxruntime and striate.onnx.load; opsets, options, errors."""
 
 from __future__ import annotations
 
