@@ -269,8 +269,9 @@ def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """
     path = os.fspath(path)
     try:
+        size = os.path.getsize(path)
         with zipfile.ZipFile(path) as zf:
-            return {info.filename[:-4]: _read_member(zf, info, path) for info in zf.infolist()}
+            return {info.filename[:-4]: _read_member(zf, info, path, size) for info in zf.infolist()}
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except StriateError:
@@ -279,12 +280,13 @@ def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise DataError(f"{path}: not a valid striate .npz file ({type(e).__name__}: {e})") from None
 
 
-def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: str) -> np.ndarray:
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: str, size: int) -> np.ndarray:
     """One ``.npy`` member, its header checked against its size before reading the data."""
     name = info.filename
     if not name.endswith(".npy"):
         raise DataError(f"{path}: member {name!r} is not a .npy array")
-    limit = info.compress_size * (_DEFLATE_MAX_RATIO if info.compress_type != zipfile.ZIP_STORED else 1)
+    limit = min(info.compress_size, size) * (
+        _DEFLATE_MAX_RATIO if info.compress_type != zipfile.ZIP_STORED else 1)
     if info.file_size > limit + 64:
         raise DataError(f"{path}: member {name} claims {info.file_size} bytes from "
                         f"{info.compress_size} stored bytes; refusing it")

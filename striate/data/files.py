@@ -139,8 +139,27 @@ def load_arrays(prefix: str | os.PathLike, names: tuple[str, ...]) -> dict[str, 
     if not all(p.is_file() for p in paths.values()):
         return None
     try:
+        for p in paths.values():
+            _check_npy_size(p)
         return {name: np.load(p, allow_pickle=False) for name, p in paths.items()}
-    except (OSError, ValueError, EOFError) as e:
+    except (OSError, ValueError, EOFError, MemoryError) as e:
         warnings.warn(f"striate: ignoring unreadable cache {prefix}.*.npy ({e}); rebuilding it",
                       stacklevel=3)
         return None
+
+
+def _check_npy_size(path: Path) -> None:
+    """ValueError unless the ``.npy`` header's shape and dtype match the file's size exactly.
+
+    Checked before np.load, which would allocate whatever a damaged header claims.
+    """
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+            np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(f)
+        expected = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        actual = os.fstat(f.fileno()).st_size - f.tell()
+    if expected != actual:
+        raise ValueError(f"{path}: header claims {shape} of {dtype} ({expected} bytes) but the "
+                         f"file holds {actual}")

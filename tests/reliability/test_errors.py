@@ -258,7 +258,8 @@ def test_checksum_mismatch_after_download_keeps_nothing(tmp_path):
     dest = tmp_path / "cache" / "train-labels-idx1-ubyte.gz"
     dest.parent.mkdir()
     with pytest.raises(DataError, match=r"could not download train-labels-idx1-ubyte\.gz:\n  file://"
-                                        r".*MD5 checksum mismatch: expected 0123456789abcdef0123456789abcdef, "
+                                        r".*MD5 checksum mismatch: expected "
+                                        r"0123456789abcdef0123456789abcdef, "
                                         r"received [0-9a-f]{32}"):
         download_file([served.as_uri()], dest, "0123456789abcdef0123456789abcdef")
     assert list(dest.parent.iterdir()) == []

@@ -294,3 +294,33 @@ def test_onnx_importer_on_mutated_bytes(onnx_file, folder, data):
     if isinstance(result, nn.Module):
         result.eval()
         assert os.path.exists(folder / "m.onnx")
+
+
+# -- the decoded-array cache ----------------------------------------------------------------------
+
+def test_damaged_array_cache_claiming_huge_shape_is_rebuilt_not_allocated(folder):
+    from striate.data.files import load_arrays, save_arrays
+
+    prefix = folder / "cifar-test"
+    assert save_arrays(prefix, images=np.zeros((2, 3), np.uint8))
+    (path,) = folder.glob("cifar-test*images*.npy")
+    raw = path.read_bytes()
+    small = b"'shape': (2, 3), }" + b" " * 12
+    assert raw.count(small) == 1
+    path.write_bytes(raw.replace(small, b"'shape': (1000000, 1000000), }"))
+    with pytest.warns(UserWarning, match=r"ignoring unreadable cache .*header claims \(1000000, 1000000\)"):
+        assert outcome(load_arrays, prefix, ("images",), max_bytes=1 << 20) is None
+
+
+def test_zip_directory_claiming_a_huge_member_is_refused_quickly(folder, model_file):
+    import struct
+
+    # The first member's .npy header and the zip directory agree on 4 GB of data: only the
+    # file's real size (a few KB) shows they lie.
+    raw = bytearray(model_file.replace(b"(2, 1, 3, 3)", b"(999999999,)", 1))
+    size = 999_999_999 * 4 + 128
+    cd = raw.index(b"PK\x01\x02")                      # the first central directory entry
+    raw[cd + 20:cd + 28] = struct.pack("<II", size, size)   # compressed and real size
+    err = outcome(striate.load, write(folder, "lying.npz", bytes(raw)), max_bytes=1 << 20)
+    assert isinstance(err, StriateError)
+    assert f"member 0.weight.npy claims {size} bytes from" in str(err), err

@@ -84,7 +84,8 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(fake_data_dir, r
     rng = random.Random(4)
     kills, log = 0, []                                     # log: what each process did
     for attempt in range(12):
-        start = load_checkpoint(out / "checkpoint.npz")["epoch"] if (out / "checkpoint.npz").exists() else None
+        ckpt = out / "checkpoint.npz"
+        start = load_checkpoint(ckpt)["epoch"] if ckpt.exists() else None
         resume = [] if start is None else ["--resume"]
         p = striate_process(data, *TRAIN, "--data-dir", str(data), "--out", str(out), *resume)
         killed, text = kill_at_random_moment(p, rng) if kills < 4 else (False, "")
