@@ -34,6 +34,8 @@ _TMP_NAME = re.compile(r"\.tmp-[a-z0-9_]{8}(\.npz)?")
 
 def _registry() -> dict[str, type]:
     """Every Module subclass defined inside the striate package, by class name."""
+    from . import onnx  # noqa: F401  (defines the layers of imported ONNX graphs; needs no onnx package)
+
     out: dict[str, type] = {}
     stack = [Module]
     while stack:

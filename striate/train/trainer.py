@@ -131,6 +131,14 @@ class Trainer:
         if self.out_dir is not None:
             ckpt = os.path.join(self.out_dir, CHECKPOINT)
             self._prepare_out_dir()
+        input_grad = self.model.input_grad
+        self.model.set_input_grad(False)      # as torch: the data needs no gradient (less work)
+        try:
+            return self._run_epochs(ckpt)
+        finally:
+            self.model.set_input_grad(input_grad)
+
+    def _run_epochs(self, ckpt: str | None) -> list[dict[str, Any]]:
         with InterruptGuard() as guard:
             while self.epoch < self.epochs and not self.stopped_early:
                 start = time.perf_counter()

@@ -40,3 +40,22 @@ def test_a_linear_first_layer_skips_too():
     model(np.ones((2, 4), dtype=np.float32))
     assert model.backward(np.ones((2, 2), dtype=np.float32)) is None
     assert model[0].weight.grad is not None and model[0].input_grad is False and model[2].input_grad is True
+
+
+def test_the_trainer_skips_the_data_gradient_and_restores_the_setting():
+    from striate.optim import SGD
+    from striate.train import Trainer
+
+    rng = np.random.default_rng(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, rng=rng), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 4 * 4, 3, rng=rng))
+    returned = []
+    first = model[0]
+    original = first.backward
+    first.backward = lambda dy: (returned.append(original(dy)), returned[-1])[1]
+    x = rng.standard_normal((8, 1, 6, 6)).astype(np.float32)
+    y = rng.integers(0, 3, 8)
+    batches = [(x[:4], y[:4]), (x[4:], y[4:])]
+    Trainer(model, nn.CrossEntropyLoss(), SGD(model.parameters(), lr=0.1), batches, epochs=2,
+            progress=False, log=None).fit()
+    assert len(returned) == 4 and all(r is None for r in returned)
+    assert model.input_grad is True and first.input_grad is True

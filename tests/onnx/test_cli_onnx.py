@@ -130,8 +130,6 @@ def test_convert_a_residual_graph(tmp_path, capsys):
                                    atol=1e-5)
 
 
-@pytest.mark.xfail(strict=True, reason="striate.serialize._registry only knows layer classes already "
-                   "imported; a fresh process has not imported striate.onnx.layers (Elementwise)")
 def test_a_converted_residual_graph_loads_in_a_fresh_process(tmp_path, capsys):
     striate.manual_seed(0)
     striate.onnx.exporter.export(models.get_model("resnet20", num_classes=3), tmp_path / "r.onnx",
