@@ -1,4 +1,4 @@
-"""The generic layers of imported ONNX graphs (striate.onnx.layers, shape_layers, pad_layers).
+"""The generic layers of imported ONNX graphs (striate.onnx.layers, axis_, const_, shape_, pad_layers).
 
 PyTorch oracle comparisons (forward, input grads, param grads), float64 finite
 differences with striate.gradcheck, integer inputs, and bad-input errors.
