@@ -13,19 +13,25 @@ striate (e.g. a ``git worktree`` of an older commit) for a before/after table.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections import defaultdict
 from typing import Any, Callable
 
-import numpy as np
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")     # as `import striate` sets (see bench.py)
+
+import numpy as np  # noqa: E402
+
+
+CLOCK = time.process_time
 
 
 def _timed(fn: Callable, key: tuple[str, str], totals: dict) -> Callable:
     def run(*args: Any, **kwargs: Any) -> Any:
-        start = time.process_time()
+        start = CLOCK()
         out = fn(*args, **kwargs)
-        totals[key] += time.process_time() - start
+        totals[key] += CLOCK() - start
         return out
     return run
 
@@ -37,7 +43,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--shape", default="1,28,28", help="C,H,W of one input")
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--repo", default=None, help="import striate from this checkout instead")
+    p.add_argument("--wall", action="store_true", help="wall-clock time (for several threads)")
     a = p.parse_args(argv)
+    global CLOCK
+    if a.wall:
+        CLOCK = time.perf_counter
     if a.repo:
         sys.path.insert(0, a.repo)
     import striate
@@ -68,11 +78,11 @@ def main(argv: list[str] | None = None) -> None:
     totals.clear()
     times = []
     for _ in range(a.steps):
-        start = time.process_time()
+        start = CLOCK()
         step()
-        times.append(time.process_time() - start)
+        times.append(CLOCK() - start)
     print(f"striate from {striate.__file__}")
-    print(f"{a.model}, batch {a.batch}: step {1e3 * np.median(times):.1f} ms CPU (median of {a.steps})")
+    print(f"{a.model}, batch {a.batch}: step {1e3 * np.median(times):.1f} ms {'wall' if a.wall else 'CPU'} (median of {a.steps})")
     for (kind, phase), total in sorted(totals.items(), key=lambda kv: -kv[1]):
         print(f"  {kind:<20} {phase:<9} {1e3 * total / a.steps:8.2f} ms")
 

@@ -1,4 +1,4 @@
-"""Keep freed memory in the process so that each training step reuses the last one's pages.
+"""Process-wide tuning: keep freed memory for reuse; let idle BLAS threads sleep at once.
 
 A training step allocates the same large arrays every time (im2col columns,
 activations, gradients: tens of megabytes each).  glibc's malloc serves every
@@ -24,6 +24,18 @@ import os
 import sys
 
 __all__ = ["retain_freed_memory"]
+
+# OpenBLAS's idle threads spin for 2**28 cycles (~0.1 s) after each multiply before they
+# sleep; on a 2-core machine they then compete with the threads striate runs its copies,
+# batch norm and pooling on.  2**4 cycles: they sleep at once (a ~20 us wake-up per GEMM).
+# OpenBLAS reads this when it loads, so it only takes effect if NumPy is imported after
+# striate (as by the ``striate`` command); a user's own value is kept.
+BLAS_THREAD_TIMEOUT = "4"
+
+
+def _tune_blas_threads() -> None:
+    """Set OPENBLAS_THREAD_TIMEOUT unless set already (effective only before NumPy loads)."""
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", BLAS_THREAD_TIMEOUT)
 
 # mallopt parameter numbers from glibc's <malloc.h>.
 _M_TRIM_THRESHOLD = -1

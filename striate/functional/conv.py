@@ -7,8 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ShapeError
-from .im2col import Pads, col2im, im2col, out_size, pad2d
-from .norm import channel_sum
+from .im2col import Pads, col2im_cm, im2col_cm, out_size, to_batch_major, to_channel_major
 
 
 # im2col columns up to this size are kept for the backward pass; larger ones are
@@ -22,7 +21,7 @@ class Conv2dCache:
     """What conv2d_backward needs: the columns (or the input to rebuild them), the weight
     and the geometry."""
 
-    cols: np.ndarray | None   # (N, C*KH*KW, OH*OW), or None when larger than KEEP_COLS_BYTES
+    cols: np.ndarray | None   # (C*KH*KW, N*OH*OW), or None when larger than KEEP_COLS_BYTES
     x: np.ndarray | None      # (N, C, H, W) when cols is None
     w: np.ndarray             # (O, C/G, KH, KW)
     x_shape: tuple[int, int, int, int]
@@ -46,7 +45,7 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
                    stride: tuple[int, int] = (1, 1), padding: Pads = ((0, 0), (0, 0)),
                    dilation: tuple[int, int] = (1, 1), groups: int = 1
                    ) -> tuple[np.ndarray, Conv2dCache]:
-    """2-D cross-correlation (PyTorch's conv2d) as im2col + one batched GEMM.
+    """2-D cross-correlation (PyTorch's conv2d) as im2col + one GEMM for the whole batch.
 
     Args:
         x: input (N, C, H, W).
@@ -74,20 +73,24 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
             f"conv2d: kernel {(kh, kw)} (dilation {dilation}) is larger than the padded input "
             f"{(h + sum(padding[0]), wd + sum(padding[1]))}"
         )
-    xp = pad2d(x, padding)
-    cols = im2col(xp, (kh, kw), stride, dilation, (oh, ow))   # (N, C*KH*KW, OH*OW)
-    if g == 1:
-        y = np.matmul(w.reshape(o, cg * kh * kw), cols)        # (N, O, OH*OW)
-    else:
-        cols_g = cols.reshape(n, g, cg * kh * kw, oh * ow)     # (N, G, Cg*KH*KW, OH*OW)
-        y = np.matmul(w.reshape(g, o // g, cg * kh * kw), cols_g)  # (N, G, O/G, OH*OW)
-    y = y.reshape(n, o, oh, ow)                                # (N, O, OH, OW)
+    cols = im2col_cm(x, padding, (kh, kw), stride, dilation, (oh, ow))  # (C*KH*KW, N*OH*OW)
+    y2 = _weight_matmul(w, cols, g)                            # (O, N*OH*OW)
     if b is not None:
-        y += b.reshape(1, o, 1, 1)
+        y2 += b.reshape(o, 1)
+    y = to_batch_major(y2, n).reshape(n, o, oh, ow)            # (N, O, OH, OW)
     keep = cols.nbytes <= KEEP_COLS_BYTES
     cache = Conv2dCache(cols if keep else None, None if keep else x, w, (n, c, h, wd),
                         padding, stride, dilation, g, b is not None)
     return y, cache
+
+
+def _weight_matmul(w: np.ndarray, cols: np.ndarray, g: int) -> np.ndarray:
+    """W @ cols per group: (O, C/G, KH, KW), (C*KH*KW, M) -> (O, M)."""
+    o, k = w.shape[0], w[0].size
+    if g == 1:
+        return w.reshape(o, k) @ cols                          # (O, M)
+    y = np.matmul(w.reshape(g, o // g, k), cols.reshape(g, k, -1))  # (G, O/G, M)
+    return y.reshape(o, -1)                                    # (O, M)
 
 
 # Inference works through the batch in slices whose columns stay in the CPU cache.
@@ -138,19 +141,18 @@ def conv2d_backward(dy: np.ndarray, cache: Conv2dCache, *, need_dx: bool = True
     n, c, h, wd = cache.x_shape
     o, cg, kh, kw = w.shape
     oh, ow = dy.shape[2], dy.shape[3]
+    k = cg * kh * kw
     cols = cache.cols
     if cols is None:                                              # rebuilt: less memory kept
-        cols = im2col(pad2d(cache.x, cache.pads), (kh, kw), cache.stride, cache.dilation, (oh, ow))
-    k = cg * kh * kw
-    db = channel_sum(dy) if cache.has_bias else None
+        cols = im2col_cm(cache.x, cache.pads, (kh, kw), cache.stride, cache.dilation, (oh, ow))
+    dy2 = to_channel_major(dy)                                    # (O, N*OH*OW)
+    db = dy2 @ np.ones(dy2.shape[1], dtype=dy2.dtype) if cache.has_bias else None
     if g == 1:
-        dy3 = dy.reshape(n, o, oh * ow)                           # (N, O, OH*OW)
-        dw = np.matmul(dy3, cols.transpose(0, 2, 1)).sum(axis=0)  # (O, C*KH*KW)
+        dw = dy2 @ cols.T                                         # (O, C*KH*KW)
     else:
-        dy4 = dy.reshape(n, g, o // g, oh * ow)                   # (N, G, O/G, OH*OW)
-        cols_g = cols.reshape(n, g, k, oh * ow)                   # (N, G, Cg*KH*KW, OH*OW)
-        dw = np.matmul(dy4, cols_g.transpose(0, 1, 3, 2)).sum(axis=0)  # (G, O/G, K)
-    cols = cols_g = None                                          # free before the dx pass
+        dw = np.matmul(dy2.reshape(g, o // g, -1),                # (G, O/G, N*OH*OW)
+                       cols.reshape(g, k, -1).transpose(0, 2, 1))  # (G, O/G, Cg*KH*KW)
+    cols = None                                                   # free before the dx pass
     if not need_dx:
         return None, dw.reshape(w.shape), db
     # dx as a convolution of dy copies N*O*KH*KW*H*W values; col2im adds N*C*KH*KW*OH*OW
@@ -160,14 +162,14 @@ def conv2d_backward(dy: np.ndarray, cache: Conv2dCache, *, need_dx: bool = True
     if full is not None:
         return _input_grad_as_conv(dy, cache, full), dw.reshape(w.shape), db
     if g == 1:
-        dcols = np.matmul(w.reshape(o, k).T, dy3)                 # (N, C*KH*KW, OH*OW)
+        dcols = w.reshape(o, k).T @ dy2                           # (C*KH*KW, N*OH*OW)
     else:
-        dcols = np.matmul(w.reshape(g, o // g, k).transpose(0, 2, 1), dy4)  # (N, G, K, OH*OW)
+        dcols = np.matmul(w.reshape(g, o // g, k).transpose(0, 2, 1),
+                          dy2.reshape(g, o // g, -1))             # (G, Cg*KH*KW, N*OH*OW)
     (pt, pb), (pl, pr) = cache.pads
     padded = (n, c, h + pt + pb, wd + pl + pr)
-    dcols = dcols.reshape(n, c * kh * kw, oh * ow)                # (N, C*KH*KW, OH*OW)
-    dxp = col2im(dcols, padded, (kh, kw),
-                 cache.stride, cache.dilation, (oh, ow))
+    dxp = col2im_cm(dcols.reshape(c * kh * kw, -1), padded, (kh, kw),  # (C*KH*KW, N*OH*OW)
+                    cache.stride, cache.dilation, (oh, ow))
     dx = np.ascontiguousarray(dxp[:, :, pt:pt + h, pl:pl + wd])
     return dx, dw.reshape(w.shape), db
 

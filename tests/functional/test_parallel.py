@@ -136,3 +136,21 @@ def test_parallel_sum_adds_the_parts_in_order(threads):
     parts = []
     total = P.parallel_sum(lambda i, j: (parts.append((i, j)), np.arange(i, j).sum())[1], 9, P.MIN_ELEMENTS)
     assert total == 36 and sorted(parts) == [(0, 3), (3, 6), (6, 9)]
+
+
+@pytest.mark.parametrize("stride,dilation,pads", [(1, 1, ((1, 1), (1, 1))), (2, 1, ((0, 1), (2, 0))), (1, 2, ((2, 2), (0, 0)))])
+def test_channel_major_col2im_is_the_adjoint_of_im2col(threads, stride, dilation, pads):
+    """<im2col_cm(x), c> == <x, col2im_cm(c)> restricted to the unpadded input."""
+    from striate.functional.im2col import col2im_cm, im2col_cm, out_size
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 2, 7, 6))
+    oh = out_size(7, 3, stride, sum(pads[0]), dilation)
+    ow = out_size(6, 3, stride, sum(pads[1]), dilation)
+    cols = im2col_cm(x, pads, (3, 3), (stride, stride), (dilation, dilation), (oh, ow))
+    assert cols.shape == (2 * 9, 3 * oh * ow)
+    c = rng.standard_normal(cols.shape)
+    padded = (3, 2, 7 + sum(pads[0]), 6 + sum(pads[1]))
+    back = col2im_cm(c, padded, (3, 3), (stride, stride), (dilation, dilation), (oh, ow))
+    inner = back[:, :, pads[0][0]:pads[0][0] + 7, pads[1][0]:pads[1][0] + 6]
+    assert np.vdot(cols, c) == pytest.approx(np.vdot(x, inner), rel=1e-12)
