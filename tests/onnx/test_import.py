@@ -74,6 +74,7 @@ def test_unsupported_operators_are_all_listed_before_building():
 
 
 def test_malformed_sources_raise_onnx_error(tmp_path):
+    pytest.importorskip("onnx")
     with pytest.raises(OnnxError, match="<bytes>: not a valid ONNX model"):
         striate.onnx.load(b"\x08\x07\x12\xff\xff\xff garbage")
     with pytest.raises(OnnxError, match="<bytes>: invalid ONNX model"):

@@ -67,6 +67,7 @@ def ok(capsys, *argv, size=None):
 
 
 def test_viz_curves(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
     run_dir = tmp_path / "r"
     run_dir.mkdir()
     (run_dir / "metrics.jsonl").write_text("".join(
@@ -77,6 +78,7 @@ def test_viz_curves(tmp_path, capsys):
 
 
 def test_viz_filters_default_and_layer(model_file, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
     path, _ = ok(capsys, "viz", "filters", model_file)
     assert path == str(tmp_path / "run" / "filters.png")
     path, _ = ok(capsys, "viz", "filters", model_file, "--layer", "4", "--out", tmp_path / "f4.png")
@@ -84,6 +86,7 @@ def test_viz_filters_default_and_layer(model_file, tmp_path, capsys):
 
 
 def test_viz_maps_from_a_file_and_from_the_data_set(model_file, image_file, fake_fashion, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
     path, _ = ok(capsys, "viz", "maps", model_file, image_file, "--layer", "2")
     assert path == str(tmp_path / "run" / "maps-2-shirt_photo.png")
     path, _ = ok(capsys, "viz", "maps", model_file, "--dataset", "fashion-mnist", "--index", "3",
@@ -92,6 +95,7 @@ def test_viz_maps_from_a_file_and_from_the_data_set(model_file, image_file, fake
 
 
 def test_viz_saliency_and_grad_cam(model_file, image_file, fake_fashion, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
     path, _ = ok(capsys, "viz", "saliency", model_file, image_file, size=(900, 340))
     assert path.endswith("saliency-shirt_photo.png")
     path, _ = ok(capsys, "viz", "saliency", model_file, "--dataset", "fashion-mnist", "--data-dir",
@@ -101,6 +105,7 @@ def test_viz_saliency_and_grad_cam(model_file, image_file, fake_fashion, tmp_pat
 
 
 def test_viz_confusion_and_misclassified(model_file, fake_fashion, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
     path, out = ok(capsys, "viz", "confusion", model_file, "--dataset", "fashion-mnist",
                    "--data-dir", fake_fashion, "--text")
     assert path.endswith("confusion-fashion-mnist-test.png")
@@ -122,6 +127,7 @@ def test_viz_confusion_and_misclassified(model_file, fake_fashion, tmp_path, cap
     (["filters", "{tmp}/nothing.npz"], ""),
 ])
 def test_viz_user_errors_exit_2(argv, message, model_file, image_file, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
     argv = [a.format(model=model_file, image=image_file, tmp=tmp_path) for a in argv]
     code, out, err = run(capsys, "viz", *argv)
     assert code == 2 and out == ""
@@ -136,6 +142,7 @@ def test_viz_missing_required_argument_exits_2(model_file, capsys):
 
 
 def test_train_writes_curves_png(fake_fashion, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
     out = tmp_path / "train"
     code, _, err = run(capsys, "train", "--epochs", "2", "--batch-size", "20", "--data-dir",
                        fake_fashion, "--out", out, "--no-progress")

@@ -19,6 +19,7 @@ def test_row_normalize_numbers():
 
 
 def test_plot_confusion_png_with_names(tmp_path):
+    pytest.importorskip("matplotlib")
     path = plot_confusion(CM, tmp_path / "cm.png", classes=["T-shirt/top", "Trouser", "Bag"],
                           size=(500, 450))
     assert_png(path, (500, 450))
@@ -73,6 +74,7 @@ def test_predict_probs_is_the_softmax_in_batches():
 
 
 def test_plot_misclassified_png(tmp_path):
+    pytest.importorskip("matplotlib")
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, (10, 1, 8, 8), dtype=np.uint8)
     probs = rng.dirichlet(np.ones(3), size=10)

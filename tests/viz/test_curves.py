@@ -48,6 +48,7 @@ def test_curve_series_numbers_with_missing_values_as_nan():
 
 
 def test_plot_curves_writes_a_png_of_the_given_size(tmp_path):
+    pytest.importorskip("matplotlib")
     run = write_log(tmp_path / "run")
     path = plot_curves(run, tmp_path / "c.png", size=(640, 300))
     assert path == str(tmp_path / "c.png")

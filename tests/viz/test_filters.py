@@ -60,6 +60,7 @@ def test_deeper_layers_channel_by_channel():
 
 
 def test_plot_filters_first_conv_and_a_named_layer(tmp_path):
+    pytest.importorskip("matplotlib")
     model = tiny_cnn(channels=3)
     assert first_conv(model)[0] == "0"
     assert_png(plot_filters(model, tmp_path / "f.png", size=(300, 200)), (300, 200))

@@ -45,6 +45,7 @@ def test_feature_maps_in_a_nested_model_by_dotted_path():
 
 
 def test_plot_feature_maps_png(tmp_path):
+    pytest.importorskip("matplotlib")
     model = tiny_cnn()
     x = np.random.default_rng(2).normal(size=(1, 1, 8, 8)).astype(np.float32)
     pixels = np.random.default_rng(3).integers(0, 256, (1, 8, 8), dtype=np.uint8)

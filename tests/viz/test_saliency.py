@@ -217,6 +217,7 @@ def test_errors():
 
 
 def test_plot_saliency_and_grad_cam_pngs(tmp_path):
+    pytest.importorskip("matplotlib")
     model = tiny_cnn(channels=3)
     x = np.random.default_rng(9).normal(size=(3, 8, 8)).astype(np.float32)
     classes = ["cat", "dog", "bird"]
