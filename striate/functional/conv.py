@@ -94,7 +94,7 @@ def _weight_matmul(w: np.ndarray, cols: np.ndarray, g: int) -> np.ndarray:
 
 
 # Inference works through the batch in slices whose columns stay in the CPU cache.
-INFER_COLS_BYTES = 4 << 20
+INFER_COLS_BYTES = 8 << 20
 
 
 def conv2d_infer(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
@@ -114,7 +114,7 @@ def conv2d_infer(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
     oh, ow = conv2d_output_hw(x.shape[2:], (kh, kw), stride, padding, dilation)
     per_image = cg * groups * kh * kw * max(oh, 1) * max(ow, 1) * x.itemsize
     step = max(1, INFER_COLS_BYTES // max(per_image, 1))
-    if step >= n:
+    if step >= n or oh < 1 or ow < 1:                          # (conv2d_forward raises for the latter)
         return conv2d_forward(x, w, b, stride=stride, padding=padding, dilation=dilation,
                               groups=groups)[0]
     y = np.empty((n, o, oh, ow), dtype=np.result_type(x, w))
