@@ -99,7 +99,6 @@ def test_max_pool_with_more_than_127_offsets_keeps_int32_argmax():
                      for c in range(3)] for n in range(2)])
     np.testing.assert_array_equal(y, ref)
     dx = max_pool2d_backward(np.ones_like(y), cache)
-    flat = x.reshape(2, 3, -1)
     for n in range(2):
         for c in range(3):
             for i in range(2):

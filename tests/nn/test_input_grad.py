@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-import striate
 from striate import models, nn
 
 

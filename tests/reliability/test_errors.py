@@ -13,14 +13,13 @@ import re
 import struct
 import time
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import striate
 from striate import cli, models, nn, optim
-from striate.data import ArrayDataset, DataLoader, ImageFolder, ToFloat, download_file, read_idx
+from striate.data import ArrayDataset, DataLoader, ImageFolder, download_file, read_idx
 from striate.data.cifar import read_cifar_batch
 from striate.data.images import MAX_IMAGE_PIXELS, load_image_for_model
 from striate.errors import (ConfigError, DataError, DTypeError, NonFiniteError, ShapeError,
