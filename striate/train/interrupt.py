@@ -1,12 +1,13 @@
-"""Ctrl-C during training: finish the current step, save, stop cleanly.
+"""Ctrl-C or SIGTERM during training: finish the current step, save, stop cleanly.
 
 A KeyboardInterrupt raised at an arbitrary point could land inside
 ``optimizer.step()`` and leave half of the weights updated.  While training,
-:class:`InterruptGuard` replaces Python's SIGINT handler: the first Ctrl-C only
-sets a flag that the Trainer checks between steps (it then saves a checkpoint
-and raises :class:`striate.errors.TrainingInterrupted`); a second Ctrl-C raises
-KeyboardInterrupt at once (the last checkpoint on disk stays intact, since
-checkpoints are written atomically).
+:class:`InterruptGuard` replaces Python's SIGINT handler (and the default
+SIGTERM action, with which a job scheduler pre-empts a run): the first signal
+only sets a flag that the Trainer checks between steps (it then saves a
+checkpoint and raises :class:`striate.errors.TrainingInterrupted`); a second one
+raises KeyboardInterrupt at once (the last checkpoint on disk stays intact,
+since checkpoints are written atomically).
 """
 
 from __future__ import annotations
@@ -28,24 +29,28 @@ class InterruptGuard:
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous: Any = None
-        self._installed = False
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> "InterruptGuard":
-        if threading.current_thread() is threading.main_thread() and \
-                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-            self._installed = True
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        defaults = {signal.SIGINT: signal.default_int_handler}
+        if hasattr(signal, "SIGTERM"):
+            defaults[signal.SIGTERM] = signal.SIG_DFL
+        for signum, default in defaults.items():
+            if signal.getsignal(signum) is default:       # a caller's own handler is left alone
+                self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._installed:
-            signal.signal(signal.SIGINT, self._previous)
-            self._installed = False
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous = {}
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        print("striate: interrupt received; saving a checkpoint after the current step "
-              "(press Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
+        what = "interrupt" if signum == signal.SIGINT else f"signal {signal.Signals(signum).name}"
+        print(f"striate: {what} received; saving a checkpoint after the current step "
+              "(send it again to stop at once)", file=sys.stderr, flush=True)

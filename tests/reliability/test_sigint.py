@@ -46,9 +46,9 @@ class SigintAt:
     to send then; everything else (length, data set, state) is the wrapped loader's.
     """
 
-    def __init__(self, loader, at=None):
+    def __init__(self, loader, at=None, signum=signal.SIGINT):
         self.loader, self.at, self.count = loader, dict(at or {}), 0
-        self.dataset = loader.dataset
+        self.dataset, self.signum = loader.dataset, signum
 
     def __len__(self):
         return len(self.loader)
@@ -58,8 +58,8 @@ class SigintAt:
             self.count += 1
             for _ in range(self.at.get(self.count, 0)):
                 # Only with the trainer's handler in place: the default one would stop pytest.
-                assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-                signal.raise_signal(signal.SIGINT)
+                assert signal.getsignal(self.signum) not in (signal.default_int_handler, signal.SIG_DFL)
+                signal.raise_signal(self.signum)
             yield item
 
     def state_dict(self):
@@ -69,7 +69,7 @@ class SigintAt:
         self.loader.load_state_dict(state)
 
 
-def make(seed=0, out=None, at=None):
+def make(seed=0, out=None, at=None, signum=signal.SIGINT):
     striate.manual_seed(seed)
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Dropout(0.2), nn.Flatten(), nn.Linear(64, 2))
     opt = optim.Adam(model.parameters(), lr=0.01)
@@ -78,7 +78,7 @@ def make(seed=0, out=None, at=None):
                        transform=Compose([RandomHorizontalFlip(rng=np.random.default_rng(seed + 7)),
                                           ToFloat()]))
     test = DataLoader(blobs(40, 2), batch_size=20, transform=ToFloat())
-    return Trainer(model, nn.CrossEntropyLoss(), opt, SigintAt(train, at), val_loader=test,
+    return Trainer(model, nn.CrossEntropyLoss(), opt, SigintAt(train, at, signum), val_loader=test,
                    scheduler=sched, scheduler_step="batch", epochs=3, out_dir=out, progress=False,
                    log=None)
 
@@ -206,3 +206,16 @@ def test_loader_without_state_points_at_the_last_epoch_checkpoint(tmp_path):
     assert str(info.value) == (f"interrupted at epoch 2, step 6 (batch 2); the loader cannot resume "
                                f"mid-epoch: resume from the checkpoint of epoch 1, {path}")
     assert info.value.checkpoint == path and load_checkpoint(path)["epoch"] == 1
+
+
+def test_sigterm_is_handled_like_ctrl_c_and_resume_is_bit_identical(tmp_path, uninterrupted):
+    """A scheduler's SIGTERM: checkpoint at the next step boundary, handler put back, resumable."""
+    t = make(seed=5, out=tmp_path, at={9: 1}, signum=signal.SIGTERM)
+    with pytest.raises(TrainingInterrupted) as info:
+        t.fit()
+    assert "interrupted at epoch 2, step 9" in str(info.value)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    resumed = make(seed=77, out=tmp_path)
+    resumed.resume(str(tmp_path / "checkpoint.npz"))
+    resumed.fit()
+    assert_same(uninterrupted, resumed)
