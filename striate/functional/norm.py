@@ -13,11 +13,6 @@ import numpy as np
 from ._parallel import parallel_for, parallel_sum
 
 
-def _stat_axes(ndim: int) -> tuple[int, ...]:
-    """Every axis but the channel axis 1: (0, 2, 3, ...)."""
-    return (0,) + tuple(range(2, ndim))
-
-
 def _per_channel(v: np.ndarray, ndim: int) -> np.ndarray:
     """A (C,) vector reshaped to broadcast over an ndim-D (N, C, *) array."""
     return v.reshape((1, -1) + (1,) * (ndim - 2))                    # (1, C, 1, ...)
