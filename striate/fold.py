@@ -103,17 +103,25 @@ def _foldable(conv: Module, bn: Module) -> bool:
     return int(bn.num_features) == conv.weight.data.shape[0]
 
 
-def _fold_into(conv: Module, bn: Module) -> None:
-    """conv.weight *= a (per output channel); conv.bias = a * bias + b."""
+def folded_parameters(conv: Module, bn: Module) -> tuple[np.ndarray, np.ndarray]:
+    """The weight and bias of ``conv`` followed by eval-mode ``bn`` as one layer.
+
+    weight' = a * weight (per output channel), bias' = a * bias + b, with (a, b) from
+    ``bn.scale_shift()``; computed in float64, returned in the weight's dtype.
+    """
     a, b = bn.scale_shift()
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     w = conv.weight.data
     dt = w.dtype
     scale = a.reshape((-1,) + (1,) * (w.ndim - 1))          # (O, 1, ...) against (O, C, *K)
-    conv.weight.data = (w.astype(np.float64) * scale).astype(dt)
     old_bias = 0.0 if conv.bias is None else conv.bias.data.astype(np.float64)
-    new_bias = (a * old_bias + b).astype(dt)
+    return (w.astype(np.float64) * scale).astype(dt), (a * old_bias + b).astype(dt)
+
+
+def _fold_into(conv: Module, bn: Module) -> None:
+    """conv.weight *= a (per output channel); conv.bias = a * bias + b."""
+    conv.weight.data, new_bias = folded_parameters(conv, bn)
     if conv.bias is None:
         conv.bias = Parameter(new_bias)
         _record_bias(conv)

@@ -20,12 +20,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..fold import _foldable, folded_parameters
 from ..functional import conv as F
 from .activation import ReLU
 from .conv import Conv1d, Conv2d
 from .linear import Linear
 from .module import Module
-from .normalization import BatchNorm1d, BatchNorm2d
 
 __all__: list[str] = []
 
@@ -37,9 +37,7 @@ def _plain(m: Module | None) -> bool:
 
 def _folds_into(conv: Module, bn: Module | None) -> bool:
     """Whether ``bn`` is an eval-mode BatchNorm with running statistics over conv's outputs."""
-    kind = BatchNorm2d if type(conv) is Conv2d else BatchNorm1d
-    return (type(bn) is kind and _plain(bn) and bn.running_mean is not None
-            and bn.num_features == conv.out_channels)
+    return bn is not None and _plain(bn) and _foldable(conv, bn)
 
 
 def _folded_conv(conv: Module, bn: Module, x: Any) -> np.ndarray:
@@ -47,11 +45,7 @@ def _folded_conv(conv: Module, bn: Module, x: Any) -> np.ndarray:
     x = conv._float_input(x, conv.weight.data.dtype)
     conv._check_ndim(x, ("N", conv.in_channels, "H", "W") if conv._nd == 2 else ("N", conv.in_channels, "L"))
     conv._check_fits(x)
-    a, shift = bn.scale_shift()                                     # (O,), (O,) float64
-    w = conv.weight.data
-    w_f = (w * a.reshape((-1,) + (1,) * (w.ndim - 1))).astype(w.dtype)   # (O, C/G, KH[, KW])
-    b_f = shift if conv.bias is None else shift + a * conv.bias.data
-    b_f = b_f.astype(w.dtype)
+    w_f, b_f = folded_parameters(conv, bn)                          # (O, C/G, KH[, KW]), (O,)
     if conv._nd == 2:
         return F.conv2d_infer(x, w_f, b_f, stride=conv.stride, padding=conv._pads,
                               dilation=conv.dilation, groups=conv.groups)
