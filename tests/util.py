@@ -89,3 +89,15 @@ def compare_with_torch(module: Any, tmodule: Any, inputs: list, dtype: Any = np.
         if name in tbufs and np.asarray(b).dtype.kind == "f":
             assert_close(b, tbufs[name].numpy(), dtype, f"buffer {name}")
     return y
+
+
+def blobs(n: int, seed: int):
+    """Two classes of 1x6x6 uint8 images: bright top half vs bright bottom half (flip-invariant)."""
+    from striate.data import ArrayDataset
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    x = rng.integers(0, 80, (n, 1, 6, 6))
+    x[y == 0, :, :3, :] += 150
+    x[y == 1, :, 3:, :] += 150
+    return ArrayDataset(x.astype(np.uint8), y)

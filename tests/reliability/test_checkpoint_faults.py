@@ -20,20 +20,13 @@ import pytest
 
 import striate
 from striate import cli, nn, optim
-from striate.data import ArrayDataset, DataLoader, ToFloat
+from striate.data import DataLoader, ToFloat
 from striate.errors import NonFiniteError, StorageError
 from striate.serialize import atomic_savez, read_npz
 from striate.train import Trainer, load_checkpoint
 from striate.train import checkpoint as checkpoint_module
+from tests.util import blobs
 
-
-def blobs(n, seed):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 2, n)
-    x = rng.integers(0, 80, (n, 1, 6, 6))
-    x[y == 0, :, :3, :] += 150
-    x[y == 1, :, 3:, :] += 150
-    return ArrayDataset(x.astype(np.uint8), y)
 
 
 def make(out=None, extra=None, epochs=3, **kw):

@@ -21,22 +21,15 @@ import pytest
 
 import striate
 from striate import nn, optim
-from striate.data import ArrayDataset, Compose, DataLoader, RandomHorizontalFlip, ToFloat
+from striate.data import Compose, DataLoader, RandomHorizontalFlip, ToFloat
 from striate.errors import TrainingInterrupted
 from striate.train import Trainer, load_checkpoint
 from tests.reliability.conftest import TRAIN, striate_process
 from tests.reliability.test_sigkill_resume import assert_same_run
+from tests.util import blobs
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
-
-def blobs(n, seed):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 2, n)
-    x = rng.integers(0, 80, (n, 1, 6, 6))
-    x[y == 0, :, :3, :] += 150
-    x[y == 1, :, 3:, :] += 150
-    return ArrayDataset(x.astype(np.uint8), y)
 
 
 class SigintAt:

@@ -9,19 +9,11 @@ import pytest
 
 import striate
 from striate import nn, optim
-from striate.data import ArrayDataset, Compose, DataLoader, RandomHorizontalFlip, ToFloat
+from striate.data import Compose, DataLoader, RandomHorizontalFlip, ToFloat
 from striate.errors import ConfigError, NonFiniteError
 from striate.train import Trainer, evaluate, load_checkpoint
+from tests.util import blobs
 
-
-def blobs(n, seed):
-    """Two classes of 1x6x6 images: bright top half vs bright bottom half, uint8 (flip-invariant)."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 2, n)
-    x = rng.integers(0, 80, (n, 1, 6, 6))
-    x[y == 0, :, :3, :] += 150
-    x[y == 1, :, 3:, :] += 150
-    return ArrayDataset(x.astype(np.uint8), y)
 
 
 def make(seed=0, epochs=3, out=None, **kw):
