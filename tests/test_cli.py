@@ -10,21 +10,13 @@ import numpy as np
 import pytest
 
 from striate import cli
-from striate.data import registry
-from tests.data.helpers import idx_spec, make_idx_set
+from tests.data.helpers import fake_fashion_mnist
 
 
 @pytest.fixture
 def fake_fashion(tmp_path, monkeypatch):
     """A 60/20-image Fashion-MNIST look-alike in data_dir, accepted by the checksum registry."""
-    folder = tmp_path / "data" / "fashion-mnist"
-    arrays = make_idx_set(folder, n_train=60, n_test=20, seed=3)
-    spec = registry.DATASETS["fashion-mnist"]
-    monkeypatch.setitem(registry.DATASETS, "fashion-mnist",
-                        idx_spec(spec, folder, mirrors=(), system_dirs=()))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("STRIATE_DATA", raising=False)
-    return tmp_path / "data", arrays
+    return fake_fashion_mnist(tmp_path, monkeypatch, n_train=60, n_test=20, seed=3)
 
 
 def run(capsys, *argv):

@@ -189,3 +189,24 @@ def add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(data)
     tar.addfile(info, io.BytesIO(data))
+
+
+def fake_fashion_mnist(tmp_path: Path, monkeypatch, n_train: int, n_test: int, seed: int):
+    """A small Fashion-MNIST look-alike under tmp_path/data, accepted by the registry for the test.
+
+    Writes the IDX files, points the registry's spec at their checksums (no mirrors, no
+    system folders), and isolates HOME and STRIATE_DATA so no real copy is found.
+
+    Returns:
+        (the data folder, the arrays make_idx_set wrote).
+    """
+    from striate.data import registry
+
+    folder = tmp_path / "data" / "fashion-mnist"
+    arrays = make_idx_set(folder, n_train=n_train, n_test=n_test, seed=seed)
+    spec = registry.DATASETS["fashion-mnist"]
+    monkeypatch.setitem(registry.DATASETS, "fashion-mnist",
+                        idx_spec(spec, folder, mirrors=(), system_dirs=()))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("STRIATE_DATA", raising=False)
+    return tmp_path / "data", arrays

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from striate.data import registry
-from tests.data.helpers import idx_spec, make_idx_set
+from tests.data.helpers import fake_fashion_mnist, make_idx_set
 
 ROOT = Path(__file__).resolve().parents[2]
 # The training run of the process tests: 7 epochs of 20 steps, with random crops and flips,
@@ -23,14 +22,7 @@ TRAIN = ("train", "--epochs", "7", "--batch-size", "10", "--augment", "--schedul
 @pytest.fixture
 def fake_fashion(tmp_path, monkeypatch):
     """A 200/40-image Fashion-MNIST look-alike under tmp_path/data, accepted by the registry here."""
-    folder = tmp_path / "data" / "fashion-mnist"
-    make_idx_set(folder, n_train=200, n_test=40, seed=3)
-    spec = registry.DATASETS["fashion-mnist"]
-    monkeypatch.setitem(registry.DATASETS, "fashion-mnist",
-                        idx_spec(spec, folder, mirrors=(), system_dirs=()))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("STRIATE_DATA", raising=False)
-    return tmp_path / "data"
+    return fake_fashion_mnist(tmp_path, monkeypatch, n_train=200, n_test=40, seed=3)[0]
 
 
 def striate_process(data_dir: Path, *args: str, **popen: object) -> subprocess.Popen:

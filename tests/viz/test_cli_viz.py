@@ -11,9 +11,8 @@ import pytest
 
 import striate
 from striate import cli
-from striate.data import registry
 from striate.models import get_model
-from tests.data.helpers import idx_spec, make_idx_set
+from tests.data.helpers import fake_fashion_mnist
 from tests.viz.helpers import assert_png
 
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
@@ -23,14 +22,7 @@ CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shi
 @pytest.fixture
 def fake_fashion(tmp_path, monkeypatch):
     """A 40/20-image Fashion-MNIST look-alike in data_dir, accepted by the checksum registry."""
-    folder = tmp_path / "data" / "fashion-mnist"
-    make_idx_set(folder, n_train=40, n_test=20, seed=5)
-    spec = registry.DATASETS["fashion-mnist"]
-    monkeypatch.setitem(registry.DATASETS, "fashion-mnist",
-                        idx_spec(spec, folder, mirrors=(), system_dirs=()))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("STRIATE_DATA", raising=False)
-    return str(tmp_path / "data")
+    return str(fake_fashion_mnist(tmp_path, monkeypatch, n_train=40, n_test=20, seed=5)[0])
 
 
 @pytest.fixture
