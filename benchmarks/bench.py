@@ -32,22 +32,19 @@ def _threads_from_argv(argv: list[str]) -> str | None:
     return None
 
 
-# What `import striate` sets when it comes first: idle OpenBLAS threads sleep at once
-# instead of spinning ~0.1 s after each multiply (see striate/memory.py).  Here NumPy
-# is imported before striate, so it is set here, before NumPy loads OpenBLAS.
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
-
 if _threads_from_argv(sys.argv) is not None:
     for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[_var] = _threads_from_argv(sys.argv)
 
-import numpy as np  # noqa: E402
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
+# striate before NumPy, as the `striate` command does: it then sets OPENBLAS_THREAD_TIMEOUT
+# before OpenBLAS loads, so idle BLAS threads sleep instead of spinning during torch's turn.
 import striate  # noqa: E402
 from striate import models, nn, optim  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 
 def gemm_gflops(n: int) -> float:

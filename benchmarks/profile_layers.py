@@ -19,7 +19,9 @@ import time
 from collections import defaultdict
 from typing import Any, Callable
 
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")     # as `import striate` sets (see bench.py)
+# As `import striate` sets it (striate/memory.py); set here too because --repo may point at
+# an older checkout that does not, and NumPy is loaded before striate here.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 import numpy as np  # noqa: E402
 
