@@ -81,6 +81,14 @@ class _ConvNd(Module):
         fan_in = self.weight.data[0].size
         init.default_layer_init_(self.weight, self.bias, fan_in, rng)
 
+    def _input(self, x: Any) -> np.ndarray:
+        """x as an array of the weight's dtype, checked: rank, channels, large enough."""
+        x = self._float_input(x, self.weight.data.dtype)
+        spatial = ("H", "W") if self._nd == 2 else ("L",)
+        self._check_ndim(x, ("N", self.in_channels) + spatial)
+        self._check_fits(x)
+        return x
+
     def _check_fits(self, x: np.ndarray) -> None:
         """Refuse an input smaller than the (dilated) kernel after padding."""
         for size, k, d, (pb, pa) in zip(x.shape[2:], self.kernel_size, self.dilation, self._pads):
@@ -115,9 +123,7 @@ class Conv2d(_ConvNd):
     _nd = 2
 
     def forward(self, x: Any) -> np.ndarray:
-        x = self._float_input(x, self.weight.data.dtype)
-        self._check_ndim(x, ("N", self.in_channels, "H", "W"))
-        self._check_fits(x)
+        x = self._input(x)
         b = None if self.bias is None else self.bias.data
         if not is_grad_enabled():
             self._keep(None)
@@ -150,9 +156,7 @@ class Conv1d(_ConvNd):
     _nd = 1
 
     def forward(self, x: Any) -> np.ndarray:
-        x = self._float_input(x, self.weight.data.dtype)
-        self._check_ndim(x, ("N", self.in_channels, "L"))
-        self._check_fits(x)
+        x = self._input(x)
         b = None if self.bias is None else self.bias.data
         y, cache = F.conv1d_forward(x, self.weight.data, b, stride=self.stride[0],
                                     padding=self._pads[0], dilation=self.dilation[0],

@@ -42,9 +42,7 @@ def _folds_into(conv: Module, bn: Module | None) -> bool:
 
 def _folded_conv(conv: Module, bn: Module, x: Any) -> np.ndarray:
     """conv followed by bn, as one convolution with folded weight and bias."""
-    x = conv._float_input(x, conv.weight.data.dtype)
-    conv._check_ndim(x, ("N", conv.in_channels, "H", "W") if conv._nd == 2 else ("N", conv.in_channels, "L"))
-    conv._check_fits(x)
+    x = conv._input(x)
     w_f, b_f = folded_parameters(conv, bn)                          # (O, C/G, KH[, KW]), (O,)
     if conv._nd == 2:
         return F.conv2d_infer(x, w_f, b_f, stride=conv.stride, padding=conv._pads,
