@@ -17,7 +17,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
-__all__ = ["get_num_threads", "set_num_threads", "parallel_for", "parallel_sum"]
+from ._blas import one_blas_thread
+
+__all__ = ["get_num_threads", "set_num_threads", "parallel_for", "parallel_sum", "parallel_parts"]
 
 # Below this many elements per call, a thread hand-off costs more than it saves.
 MIN_ELEMENTS = 1 << 17
@@ -25,6 +27,7 @@ MIN_ELEMENTS = 1 << 17
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 _threads: int | None = None
+_region = threading.local()      # .active: this thread runs one part of a split
 
 
 def _default_threads() -> int:
@@ -67,9 +70,20 @@ def _executor(n: int) -> ThreadPoolExecutor:
 def _bounds(n: int, elements: int) -> list[int]:
     """Split points of range(n): one part per thread, or a single part for small jobs."""
     threads = min(get_num_threads(), n)
-    if threads <= 1 or elements < MIN_ELEMENTS or threading.current_thread().name.startswith("striate"):
-        return [0, n]
+    if threads <= 1 or elements < MIN_ELEMENTS or getattr(_region, "active", False):
+        return [0, n]       # nested splits run inline: the other threads are busy already
     return [n * i // threads for i in range(threads + 1)]
+
+
+def _in_region(fn: Callable[[int, int], Any]) -> Callable[[int, int], Any]:
+    """``fn`` marked as one part of a split, so that splits inside it run inline."""
+    def part(start: int, stop: int) -> Any:
+        _region.active = True
+        try:
+            return fn(start, stop)
+        finally:
+            _region.active = False
+    return part
 
 
 def parallel_sum(fn: Callable[[int, int], Any], n: int, elements: int) -> Any:
@@ -82,8 +96,9 @@ def parallel_sum(fn: Callable[[int, int], Any], n: int, elements: int) -> Any:
     if len(bounds) == 2:
         return fn(0, n)
     pool = _executor(get_num_threads())
-    futures = [pool.submit(fn, bounds[i], bounds[i + 1]) for i in range(1, len(bounds) - 1)]
-    total = fn(bounds[0], bounds[1])
+    part = _in_region(fn)
+    futures = [pool.submit(part, bounds[i], bounds[i + 1]) for i in range(1, len(bounds) - 1)]
+    total = part(bounds[0], bounds[1])
     for f in futures:
         total = total + f.result()
     return total
@@ -102,7 +117,29 @@ def parallel_for(fn: Callable[[int, int], None], n: int, elements: int) -> None:
         fn(0, n)
         return
     pool = _executor(get_num_threads())
-    futures = [pool.submit(fn, bounds[i], bounds[i + 1]) for i in range(1, len(bounds) - 1)]
-    fn(bounds[0], bounds[1])
+    part = _in_region(fn)
+    futures = [pool.submit(part, bounds[i], bounds[i + 1]) for i in range(1, len(bounds) - 1)]
+    part(bounds[0], bounds[1])
     for f in futures:
         f.result()
+
+
+def parallel_parts(fn: Callable[[int, int], Any], n: int, elements: int) -> list[Any]:
+    """``[fn(start, stop) for each part]`` in order, parts run in parallel; ``fn`` may call BLAS.
+
+    While the parts run, BLAS is held at one thread per caller (two callers of a
+    multi-threaded OpenBLAS slow each other down several times over).  If the BLAS
+    thread count cannot be set, the job runs as one part.
+    """
+    bounds = _bounds(n, elements)
+    if len(bounds) == 2:
+        return [fn(0, n)]
+    with one_blas_thread() as single:
+        if not single:
+            return [fn(0, n)]
+        pool = _executor(get_num_threads())
+        part = _in_region(fn)
+        futures = [pool.submit(part, bounds[i], bounds[i + 1]) for i in range(1, len(bounds) - 1)]
+        results = [part(bounds[0], bounds[1])]
+        results.extend(f.result() for f in futures)
+        return results

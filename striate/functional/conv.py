@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import ConfigError, ShapeError
+from .conv_dft import DftConvCache, DftGeometry, conv2d_dft_backward, conv2d_dft_forward, dft_conv_flops
 from .im2col import Pads, col2im_cm, im2col_cm, out_size, to_batch_major, to_channel_major
 
 
@@ -14,6 +15,17 @@ from .im2col import Pads, col2im_cm, im2col_cm, out_size, to_batch_major, to_cha
 # recomputed there from the input, which is KH*KW times smaller (ResNet's first
 # stages at batch 128: 75 MB of columns per 3x3 conv against 8 MB of input).
 KEEP_COLS_BYTES = 32 << 20
+
+ALGORITHMS = ("auto", "im2col", "dft")
+
+# "auto" takes the DFT route when im2col + GEMM's multiply-adds exceed the DFT route's
+# (transforms included) times these factors, measured on 2 threads (BENCHMARKS.md,
+# change 14): for training, the backward pass of im2col (col2im or a second im2col of
+# dy) costs more than the DFT route's adjoints, so the DFT wins earlier.
+DFT_MIN_RATIO_TRAIN = 0.4
+DFT_MIN_RATIO_INFER = 0.75
+# Largest padded side for the DFT route: its transforms grow as the side squared per pixel.
+DFT_MAX_SIDE = 128
 
 
 @dataclass(frozen=True)
@@ -43,9 +55,11 @@ def conv2d_output_hw(hw: tuple[int, int], kernel: tuple[int, int], stride: tuple
 
 def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
                    stride: tuple[int, int] = (1, 1), padding: Pads = ((0, 0), (0, 0)),
-                   dilation: tuple[int, int] = (1, 1), groups: int = 1
-                   ) -> tuple[np.ndarray, Conv2dCache]:
-    """2-D cross-correlation (PyTorch's conv2d) as im2col + one GEMM for the whole batch.
+                   dilation: tuple[int, int] = (1, 1), groups: int = 1, algorithm: str = "auto"
+                   ) -> tuple[np.ndarray, Conv2dCache | DftConvCache]:
+    """2-D cross-correlation (PyTorch's conv2d) as im2col + one GEMM for the whole batch,
+    or, for stride-1 convolutions where it does fewer multiply-adds, through the
+    frequency domain (:mod:`striate.functional.conv_dft`).
 
     Args:
         x: input (N, C, H, W).
@@ -54,6 +68,8 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
         stride, dilation: (sh, sw), (dh, dw).
         padding: ((top, bottom), (left, right)) zero padding.
         groups: channels are split into this many independent groups.
+        algorithm: "im2col", "dft" (stride 1, groups 1 only) or "auto" (the cheaper
+            for a training step, see :func:`choose_algorithm`).
 
     Shape:
         (N, C, H, W) -> (N, O, OH, OW),
@@ -73,6 +89,8 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
             f"conv2d: kernel {(kh, kw)} (dilation {dilation}) is larger than the padded input "
             f"{(h + sum(padding[0]), wd + sum(padding[1]))}"
         )
+    if choose_algorithm(x, w, stride, padding, dilation, g, algorithm, training=True) == "dft":
+        return conv2d_dft_forward(x, w, b, padding=padding, dilation=dilation)
     cols = im2col_cm(x, padding, (kh, kw), stride, dilation, (oh, ow))  # (C*KH*KW, N*OH*OW)
     y2 = _weight_matmul(w, cols, g)                            # (O, N*OH*OW)
     if b is not None:
@@ -82,6 +100,38 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
     cache = Conv2dCache(cols if keep else None, None if keep else x, w, (n, c, h, wd),
                         padding, stride, dilation, g, b is not None)
     return y, cache
+
+
+def choose_algorithm(x: np.ndarray, w: np.ndarray, stride: tuple[int, int], padding: Pads,
+                     dilation: tuple[int, int], groups: int, algorithm: str, *,
+                     training: bool) -> str:
+    """"im2col" or "dft" for one convolution; ``algorithm`` "auto" picks by multiply-adds.
+
+    The DFT route needs stride 1, groups 1, a kernel larger than 1x1 and float32/64
+    data; "auto" takes it when im2col's multiply-adds are at least DFT_MIN_RATIO_TRAIN
+    (training) or DFT_MIN_RATIO_INFER (inference) times the DFT route's.
+    """
+    if algorithm not in ALGORITHMS:
+        raise ConfigError(f"conv2d: algorithm must be one of {ALGORITHMS}; received {algorithm!r}")
+    if algorithm == "im2col":
+        return "im2col"
+    n, c, h, wd = x.shape
+    kh, kw = w.shape[2:]
+    geo = DftGeometry(n, c, w.shape[0], (h, wd), (kh, kw), padding, dilation)
+    eligible = (tuple(stride) == (1, 1) and groups == 1 and x.dtype == w.dtype
+                and x.dtype in (np.float32, np.float64))
+    if algorithm == "dft":
+        if not eligible:
+            raise ConfigError(
+                f"conv2d: algorithm 'dft' needs stride (1, 1), groups 1 and float32/float64 input "
+                f"and weight of one dtype; received stride {tuple(stride)}, groups {groups}, "
+                f"dtypes {x.dtype}/{w.dtype}")
+        return "dft"
+    if not eligible or kh * kw == 1 or max(geo.padded) > DFT_MAX_SIDE:
+        return "im2col"
+    direct, dft = dft_conv_flops(geo)
+    threshold = DFT_MIN_RATIO_TRAIN if training else DFT_MIN_RATIO_INFER
+    return "dft" if direct >= threshold * dft else "im2col"
 
 
 def _weight_matmul(w: np.ndarray, cols: np.ndarray, g: int) -> np.ndarray:
@@ -99,7 +149,8 @@ INFER_COLS_BYTES = 8 << 20
 
 def conv2d_infer(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
                  stride: tuple[int, int] = (1, 1), padding: Pads = ((0, 0), (0, 0)),
-                 dilation: tuple[int, int] = (1, 1), groups: int = 1) -> np.ndarray:
+                 dilation: tuple[int, int] = (1, 1), groups: int = 1, algorithm: str = "auto"
+                 ) -> np.ndarray:
     """conv2d_forward without a cache, for inference: the same output, less memory.
 
     The batch goes through im2col + GEMM a slice at a time, so the columns of a
@@ -112,20 +163,23 @@ def conv2d_infer(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
     n = x.shape[0]
     o, cg, kh, kw = w.shape
     oh, ow = conv2d_output_hw(x.shape[2:], (kh, kw), stride, padding, dilation)
+    if oh >= 1 and ow >= 1 and x.shape[1] == cg * groups and choose_algorithm(
+            x, w, stride, padding, dilation, groups, algorithm, training=False) == "dft":
+        return conv2d_dft_forward(x, w, b, padding=padding, dilation=dilation)[0]
     per_image = cg * groups * kh * kw * max(oh, 1) * max(ow, 1) * x.itemsize
     step = max(1, INFER_COLS_BYTES // max(per_image, 1))
     if step >= n or oh < 1 or ow < 1:                          # (conv2d_forward raises for the latter)
         return conv2d_forward(x, w, b, stride=stride, padding=padding, dilation=dilation,
-                              groups=groups)[0]
+                              groups=groups, algorithm="im2col")[0]
     y = np.empty((n, o, oh, ow), dtype=np.result_type(x, w))
     for start in range(0, n, step):
         y[start:start + step] = conv2d_forward(x[start:start + step], w, b, stride=stride,
                                                padding=padding, dilation=dilation,
-                                               groups=groups)[0]
+                                               groups=groups, algorithm="im2col")[0]
     return y
 
 
-def conv2d_backward(dy: np.ndarray, cache: Conv2dCache, *, need_dx: bool = True
+def conv2d_backward(dy: np.ndarray, cache: Conv2dCache | DftConvCache, *, need_dx: bool = True
                     ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """Gradients of conv2d_forward.
 
@@ -137,6 +191,8 @@ def conv2d_backward(dy: np.ndarray, cache: Conv2dCache, *, need_dx: bool = True
     Returns:
         (dx (N, C, H, W) or None, dw (O, C/G, KH, KW), db (O,) or None).
     """
+    if isinstance(cache, DftConvCache):
+        return conv2d_dft_backward(dy, cache, need_dx=need_dx)
     w, g = cache.w, cache.groups
     n, c, h, wd = cache.x_shape
     o, cg, kh, kw = w.shape
@@ -196,8 +252,7 @@ def _input_grad_as_conv(dy: np.ndarray, cache: Conv2dCache, pads: Pads) -> np.nd
     o, cg, kh, kw = w.shape
     w_t = w.reshape(g, o // g, cg, kh, kw).transpose(0, 2, 1, 3, 4)     # (G, Cg, O/G, KH, KW)
     w_t = np.ascontiguousarray(w_t.reshape(g * cg, o // g, kh, kw)[:, :, ::-1, ::-1])  # flipped
-    dx, _ = conv2d_forward(dy, w_t, None, padding=pads, dilation=cache.dilation, groups=g)
-    return dx
+    return conv2d_infer(dy, w_t, None, padding=pads, dilation=cache.dilation, groups=g)
 
 
 @dataclass(frozen=True)
