@@ -136,6 +136,10 @@ def inference_fns(tmodel, x: np.ndarray):
                               dynamic_axes={"x": {0: "n"}}, dynamo=False)
         so = ort.SessionOptions()
         so.intra_op_num_threads = 2
+        if os.environ.get("BENCH_ORT_SPIN", "0") != "1":
+            # Idle onnxruntime threads spin-wait for work by default and would take a core
+            # from whichever engine runs next in the interleaved rounds.
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         sess = ort.InferenceSession(buf.getvalue(), so, providers=["CPUExecutionProvider"])
         fns["onnxruntime"] = lambda: sess.run(None, {"x": x})
     except Exception as e:  # noqa: BLE001 - the reference is optional

@@ -39,6 +39,10 @@ from .im2col import Pads
 from ._parallel import MIN_ELEMENTS, parallel_for, parallel_parts
 
 
+# Batch chunk size: about this many bytes of spectrum (x's or y's, the larger) per chunk.
+CHUNK_BYTES = 2 << 20
+
+
 @dataclass(frozen=True)
 class DftGeometry:
     """Sizes of one stride-1 convolution in the frequency domain."""
@@ -255,12 +259,20 @@ def conv2d_dft_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
     oh, ow = geo.out_hw
     y = np.empty((n, o, oh, ow), dtype=x.dtype)
 
-    def part(start: int, stop: int) -> tuple[int, int, np.ndarray]:
+    def chunk(start: int, stop: int) -> tuple[int, int, np.ndarray]:
         spec_x = _spectrum(x[start:stop], geo)                           # (B, n, C)
         _output(np.matmul(spec_x, spec_w), geo, out=y[start:stop])        # (n, O, OH, OW)
         return start, stop, spec_x
 
-    parts = parallel_parts(part, n, x.size + y.size)
+    # Chunks of the batch small enough for their spectra to stay in the CPU's cache.
+    per_image = geo.bins[0] * geo.bins[1] * max(c, o) * 2 * x.itemsize
+    size = max(1, min(n, CHUNK_BYTES // per_image))
+    chunks = [(s, min(s + size, n)) for s in range(0, n, size)]
+
+    def part(first: int, last: int) -> list:
+        return [chunk(*chunks[i]) for i in range(first, last)]
+
+    parts = [p for group in parallel_parts(part, len(chunks), x.size + y.size) for p in group]
     if b is not None:
         y += b.reshape(1, o, 1, 1)
     return y, DftConvCache(tuple(parts), spec_w, geo, b is not None)
