@@ -5,7 +5,9 @@ the pair is one convolution with weight a * W and bias a * bias + b (see
 :mod:`striate.fold`); a ReLU after it can clamp the convolution's fresh output
 in place.  :class:`~striate.nn.Sequential` runs its children this way when the
 model is in eval mode and no gradient is being recorded (``no_grad``), which
-removes two full passes over every such activation and two allocations.  The
+removes two full passes over every such activation and two allocations.  A
+max-pooling right after the ReLU runs before it (max(relu(a), relu(b)) =
+relu(max(a, b))), so the ReLU clamps the pooled, smaller array.  The
 folded weights are computed on each call (a few microseconds), so changing the
 parameters or the running statistics is always seen.
 
@@ -22,10 +24,12 @@ import numpy as np
 
 from ..fold import _foldable, folded_parameters
 from ..functional import conv as F
+from ..functional._parallel import parallel_for
 from .activation import ReLU
 from .conv import Conv1d, Conv2d
 from .linear import Linear
 from .module import Module
+from .pooling import MaxPool1d, MaxPool2d
 
 __all__: list[str] = []
 
@@ -54,7 +58,7 @@ def _folded_conv(conv: Module, bn: Module, x: Any) -> np.ndarray:
 
 
 def run_inference(modules: Sequence[Module], x: Any) -> Any:
-    """Run ``modules`` in order, fusing Conv+BatchNorm(+ReLU) and Conv/Linear+ReLU.
+    """Run ``modules`` in order, fusing Conv+BatchNorm(+ReLU(+MaxPool)) and Conv/Linear+ReLU.
 
     Only called in eval mode under ``no_grad``; the result equals running each
     module in turn up to float rounding (the folded weights are computed in float64).
@@ -71,6 +75,19 @@ def run_inference(modules: Sequence[Module], x: Any) -> Any:
         else:
             x, i = m(x), i + 1
         if fused and i < count and type(modules[i]) is ReLU and _plain(modules[i]):
-            np.maximum(x, 0, out=x)                                 # x is this call's own array
             i += 1
+            pool = modules[i] if i < count else None
+            if type(pool) in (MaxPool2d, MaxPool1d) and _plain(pool) and not pool.return_indices:
+                x, i = pool(x), i + 1                               # max commutes with ReLU:
+            _relu_inplace(x)                                        # clamp the smaller array
     return x
+
+
+def _relu_inplace(x: np.ndarray) -> None:
+    """max(x, 0) into x (this call's own array), split over threads."""
+    zero = x.dtype.type(0)
+
+    def clamp(start: int, stop: int) -> None:
+        np.maximum(x[start:stop], zero, out=x[start:stop])
+
+    parallel_for(clamp, len(x), x.size)

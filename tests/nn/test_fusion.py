@@ -54,6 +54,24 @@ def test_conv_bn_relu_pool_linear_matches_layer_by_layer(dtype, tol, monkeypatch
     np.testing.assert_allclose(fused, unfused, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("pool", [nn.MaxPool2d(3, stride=2, padding=1), nn.MaxPool2d(2, ceil_mode=True)])
+def test_max_pool_after_relu_runs_first_with_the_same_result(pool, monkeypatch):
+    rng = np.random.default_rng(7)
+    model = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1, dtype=np.float64, rng=rng),
+                          nn.BatchNorm2d(3, dtype=np.float64), nn.ReLU(), pool)
+    _randomise_bn(model, rng)
+    x = rng.standard_normal((2, 2, 7, 7))
+    unfused, fused = _both(model, x)
+    seen = []
+    original = nn.MaxPool2d.forward
+    monkeypatch.setattr(nn.MaxPool2d, "forward", lambda self, a: (seen.append(a.min()), original(self, a))[1])
+    with striate.no_grad():
+        model(x)
+    assert seen[0] < 0                   # the pool saw the conv's output before the ReLU
+    assert (unfused == 0).any() and (unfused > 0).any()
+    np.testing.assert_allclose(fused, unfused, rtol=1e-12, atol=1e-12)   # folded BN: rounding only
+
+
 def test_conv1d_bn1d_fuses_too():
     rng = np.random.default_rng(1)
     model = nn.Sequential(nn.Conv1d(4, 6, 5, padding=2, dtype=np.float64, rng=rng),
@@ -105,8 +123,8 @@ def test_chunked_inference_conv_equals_the_training_kernel(monkeypatch):
     w = rng.standard_normal((4, 3, 3, 3))
     b = rng.standard_normal(4)
     monkeypatch.setattr(FC, "INFER_COLS_BYTES", 3 * 9 * 49 * 8 * 2)   # two images per slice
-    y = FC.conv2d_infer(x, w, b, stride=(1, 1), padding=((1, 0), (0, 1)))
-    ref, _ = FC.conv2d_forward(x, w, b, stride=(1, 1), padding=((1, 0), (0, 1)))
+    y = FC.conv2d_infer(x, w, b, stride=(1, 1), padding=((1, 0), (0, 1)), algorithm="im2col")
+    ref, _ = FC.conv2d_forward(x, w, b, stride=(1, 1), padding=((1, 0), (0, 1)), algorithm="im2col")
     np.testing.assert_array_equal(y, ref)
 
 
