@@ -17,9 +17,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
-from ._blas import one_blas_thread
+from ._blas import blas_threads_controllable, one_blas_thread
 
-__all__ = ["get_num_threads", "set_num_threads", "parallel_for", "parallel_sum", "parallel_parts"]
+__all__ = ["get_num_threads", "set_num_threads", "parallel_for", "parallel_sum", "parallel_parts",
+           "blas_threads_controllable"]
 
 # Below this many elements per call, a thread hand-off costs more than it saves.
 MIN_ELEMENTS = 1 << 17

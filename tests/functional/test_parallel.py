@@ -153,3 +153,39 @@ def test_channel_major_col2im_is_the_adjoint_of_im2col(threads, stride, dilation
     back = col2im_cm(c, padded, (3, 3), (stride, stride), (dilation, dilation), (oh, ow))
     inner = back[:, :, pads[0][0]:pads[0][0] + 7, pads[1][0]:pads[1][0] + 6]
     assert np.vdot(cols, c) == pytest.approx(np.vdot(x, inner), rel=1e-12)
+
+
+def test_parallel_parts_returns_each_parts_result_in_order(threads):
+    threads(3)
+    parts = P.parallel_parts(lambda a, b: (a, b), 9, elements=P.MIN_ELEMENTS)
+    if P.blas_threads_controllable():
+        assert parts == [(0, 3), (3, 6), (6, 9)]
+    else:                                   # another BLAS: the job runs as one part
+        assert parts == [(0, 9)]
+
+
+def test_a_split_inside_a_part_runs_inline(threads):
+    """A nested split must not wait for pool threads that are busy with the outer parts."""
+    threads(2)
+    inner = []
+
+    def outer(start, stop):
+        P.parallel_for(lambda a, b: inner.append((start, a, b)), 4, elements=P.MIN_ELEMENTS)
+        return start
+
+    assert P.parallel_parts(outer, 2, elements=P.MIN_ELEMENTS) in ([0, 1], [0])
+    assert sorted(inner) in ([(0, 0, 4), (1, 0, 4)], [(0, 0, 4)])
+
+
+def test_one_blas_thread_sets_and_restores_the_blas_thread_count():
+    from striate.functional import _blas
+
+    if not _blas.blas_threads_controllable():
+        with _blas.one_blas_thread() as single:
+            assert single is False
+        return
+    setter, getter = _blas._functions()
+    before = getter()
+    with _blas.one_blas_thread() as single:
+        assert single is True and getter() == 1
+    assert getter() == before
