@@ -59,15 +59,18 @@ class Sequential(Module):
         return items[idx][1]
 
     def forward(self, x: Any) -> Any:
+        from .fusion import run_inference, training_order   # (fusion imports the layers)
         if not self.training and not is_grad_enabled():
-            from .fusion import run_inference       # conv+BN+ReLU fused (imports the layers)
-            return run_inference(list(self._modules.values()), x)
-        for m in self._modules.values():
+            return run_inference(list(self._modules.values()), x)   # conv+BN+ReLU fused
+        order = training_order(list(self._modules.values()))         # ReLU after MaxPool
+        object.__setattr__(self, "_order", order)
+        for m in order:
             x = m(x)
         return x
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        for m in reversed(list(self._modules.values())):
+        order = getattr(self, "_order", None) or list(self._modules.values())
+        for m in reversed(order):
             dy = m.backward(dy)
         return dy
 

@@ -134,3 +134,38 @@ def test_max_pool_without_argmax_gives_the_same_values():
     ref, ref_cache = max_pool2d_forward(x, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1))
     assert cache is None and ref_cache is not None
     np.testing.assert_array_equal(y, ref)
+
+
+def test_training_runs_max_pool_before_relu_with_the_same_values_and_gradients(monkeypatch):
+    from striate.nn import fusion
+
+    rng = np.random.default_rng(8)
+    model = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1, dtype=np.float64, rng=rng), nn.ReLU(),
+                          nn.MaxPool2d(2), nn.Flatten(), nn.Linear(3 * 3 * 3, 2, dtype=np.float64, rng=rng))
+    x = rng.standard_normal((4, 2, 6, 6))
+    dy = rng.standard_normal((4, 2))
+    runs = {}
+    for name, order in [("swapped", fusion.training_order), ("as_listed", list)]:
+        monkeypatch.setattr(fusion, "training_order", order)
+        model.zero_grad()
+        y = model(x)
+        dx = model.backward(dy)
+        runs[name] = [y, dx] + [p.grad.copy() for p in model.parameters()]
+        runs[name + " order"] = [type(m).__name__ for m in model._order]
+    assert runs["swapped order"] == ["Conv2d", "MaxPool2d", "ReLU", "Flatten", "Linear"]
+    assert runs["as_listed order"] == ["Conv2d", "ReLU", "MaxPool2d", "Flatten", "Linear"]
+    assert (runs["swapped"][0] != 0).any() and (runs["swapped"][2] != 0).any()
+    for a, b in zip(runs["swapped"], runs["as_listed"]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_training_order_swaps_only_plain_relu_then_max_pool():
+    from striate.nn.fusion import training_order
+
+    relu, pool, avg = nn.ReLU(), nn.MaxPool2d(2), nn.AvgPool2d(2)
+    assert training_order([relu, pool]) == [pool, relu]
+    assert training_order([relu, avg]) == [relu, avg]                  # not an order statistic
+    assert training_order([relu, nn.MaxPool2d(2, return_indices=True)])[0] is relu
+    watched = nn.ReLU()
+    watched.forward = lambda x: x
+    assert training_order([watched, pool]) == [watched, pool]
