@@ -36,7 +36,7 @@ from functools import lru_cache
 import numpy as np
 
 from .im2col import Pads
-from ._parallel import MIN_ELEMENTS, parallel_for, parallel_parts
+from ._parallel import MIN_ELEMENTS, get_num_threads, parallel_for, parallel_parts
 
 
 # Batch chunk size: about this many bytes of spectrum (x's or y's, the larger) per chunk.
@@ -265,9 +265,7 @@ def conv2d_dft_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
         return start, stop, spec_x
 
     # Chunks of the batch small enough for their spectra to stay in the CPU's cache.
-    per_image = geo.bins[0] * geo.bins[1] * max(c, o) * 2 * x.itemsize
-    size = max(1, min(n, CHUNK_BYTES // per_image))
-    chunks = [(s, min(s + size, n)) for s in range(0, n, size)]
+    chunks = _chunks(n, geo.bins[0] * geo.bins[1] * max(c, o) * 2 * x.itemsize)
 
     def part(first: int, last: int) -> list:
         return [chunk(*chunks[i]) for i in range(first, last)]
@@ -308,6 +306,15 @@ def conv2d_dft_backward(dy: np.ndarray, cache: DftConvCache, *, need_dx: bool = 
     dw = np.ascontiguousarray(dw.reshape(kh, kw, geo.c, geo.o).transpose(3, 2, 0, 1))
     db = dy.sum(axis=(0, 2, 3)) if cache.has_bias else None
     return dx, dw, db
+
+
+def _chunks(n: int, per_image: int) -> list[tuple[int, int]]:
+    """Equal batch chunks of at most ~CHUNK_BYTES, as many as a multiple of the threads."""
+    threads = min(get_num_threads(), n)
+    most = max(1, min(n, CHUNK_BYTES // per_image))
+    count = threads * -(-n // (threads * most))                # ceil, rounded up to the threads
+    bounds = [n * i // count for i in range(count + 1)]
+    return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
 def _sum_in_order(arrays: list[np.ndarray]) -> np.ndarray:
