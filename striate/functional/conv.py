@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
-from .conv_dft import DftConvCache, DftGeometry, conv2d_dft_backward, conv2d_dft_forward, dft_conv_flops
+from .conv_dft import DftConvCache, DftGeometry, conv2d_dft_backward, conv2d_dft_forward, dft_conv_costs
 from .im2col import Pads, col2im_cm, im2col_cm, out_size, to_batch_major, to_channel_major
 
 
@@ -18,12 +18,12 @@ KEEP_COLS_BYTES = 32 << 20
 
 ALGORITHMS = ("auto", "im2col", "dft")
 
-# "auto" takes the DFT route when im2col + GEMM's multiply-adds exceed the DFT route's
-# (transforms included) times these factors, measured on 2 threads (BENCHMARKS.md,
-# change 14): for training, the backward pass of im2col (col2im or a second im2col of
-# dy) costs more than the DFT route's adjoints, so the DFT wins earlier.
-DFT_MIN_RATIO_TRAIN = 0.4
-DFT_MIN_RATIO_INFER = 0.75
+# "auto" takes the DFT route when im2col's estimated cost is at least these times the
+# DFT route's (conv_dft.dft_conv_costs), fitted to 20 shapes timed on 2 threads
+# (BENCHMARKS.md, change 14): in training the backward pass of im2col (col2im or a
+# second im2col of dy) costs relatively more than the DFT route's adjoints.
+DFT_MIN_RATIO_TRAIN = 0.8
+DFT_MIN_RATIO_INFER = 0.9
 # Largest padded side for the DFT route: its transforms grow as the side squared per pixel.
 DFT_MAX_SIDE = 128
 
@@ -108,8 +108,9 @@ def choose_algorithm(x: np.ndarray, w: np.ndarray, stride: tuple[int, int], padd
     """"im2col" or "dft" for one convolution; ``algorithm`` "auto" picks by multiply-adds.
 
     The DFT route needs stride 1, groups 1, a kernel larger than 1x1 and float32/64
-    data; "auto" takes it when im2col's multiply-adds are at least DFT_MIN_RATIO_TRAIN
-    (training) or DFT_MIN_RATIO_INFER (inference) times the DFT route's.
+    data; "auto" takes it when im2col's estimated cost (:func:`dft_conv_costs`) is at
+    least DFT_MIN_RATIO_TRAIN (training) or DFT_MIN_RATIO_INFER (inference) times the
+    DFT route's.
     """
     if algorithm not in ALGORITHMS:
         raise ConfigError(f"conv2d: algorithm must be one of {ALGORITHMS}; received {algorithm!r}")
@@ -129,7 +130,7 @@ def choose_algorithm(x: np.ndarray, w: np.ndarray, stride: tuple[int, int], padd
         return "dft"
     if not eligible or kh * kw == 1 or max(geo.padded) > DFT_MAX_SIDE:
         return "im2col"
-    direct, dft = dft_conv_flops(geo)
+    direct, dft = dft_conv_costs(geo, x.itemsize)
     threshold = DFT_MIN_RATIO_TRAIN if training else DFT_MIN_RATIO_INFER
     return "dft" if direct >= threshold * dft else "im2col"
 

@@ -39,8 +39,11 @@ from .im2col import Pads
 from ._parallel import MIN_ELEMENTS, get_num_threads, parallel_for, parallel_parts
 
 
-# Batch chunk size: about this many bytes of spectrum (x's or y's, the larger) per chunk.
+# Batch chunk size: about this many bytes of spectrum (x's or y's, the larger) per chunk,
+# but at least MIN_CHUNK images: the per-frequency products are (images x C) @ (C x O)
+# matrix products, slow in BLAS with only a few rows.
 CHUNK_BYTES = 2 << 20
+MIN_CHUNK = 32
 
 
 @dataclass(frozen=True)
@@ -221,15 +224,28 @@ def _kernel_spectrum(w: np.ndarray, geo: DftGeometry) -> np.ndarray:
     return np.ascontiguousarray(spec.reshape(-1, o, c).transpose(0, 2, 1))  # (B, C, O)
 
 
-def dft_conv_flops(geo: DftGeometry) -> tuple[float, float]:
-    """(multiply-adds of im2col + GEMM, of the DFT route) for one forward pass."""
+def dft_conv_costs(geo: DftGeometry, itemsize: int = 4) -> tuple[float, float]:
+    """Estimated cost (multiply-add equivalents) of one forward pass: (im2col + GEMM, DFT route).
+
+    A cost model fitted to timings of 20 convolution shapes on 2 threads
+    (BENCHMARKS.md, change 14), not exact:
+
+    * im2col: the GEMM's multiply-adds, divided by its efficiency, which drops for
+      few output channels (a GEMM with 16 rows runs at about 60% of one with 64);
+    * DFT route: the transforms' multiply-adds plus the per-frequency products'
+      (4 real per complex), the latter multiplied by 32 / images-per-chunk when a
+      chunk has fewer than 32 images (those products are (images x C) @ (C x O)
+      matrix products, slow in BLAS with few rows).
+    """
     n, c, o = geo.n, geo.c, geo.o
     (h, w), (hp, wp), (oh, ow) = geo.hw, geo.padded, geo.out_hw
     bh, bw = geo.bins
-    direct = n * c * o * geo.kernel[0] * geo.kernel[1] * oh * ow
+    direct = n * c * o * geo.kernel[0] * geo.kernel[1] * oh * ow / min(1.0, 0.5 + o / 128)
     transforms = (n * c * (h * w * 2 * bw + 4 * h * hp * bw)       # spectrum of x
                   + n * o * (4 * oh * hp * bw + oh * 2 * bw * ow))  # inverse to y
-    return float(direct), float(transforms + 4 * bh * bw * n * c * o)
+    chunk = min(b - a for a, b in _chunks(n, bh * bw * max(c, o) * 2 * itemsize))
+    products = 4 * bh * bw * n * c * o * max(1.0, MIN_CHUNK / chunk)
+    return float(direct), float(transforms + products)
 
 
 def conv2d_dft_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
@@ -311,7 +327,7 @@ def conv2d_dft_backward(dy: np.ndarray, cache: DftConvCache, *, need_dx: bool = 
 def _chunks(n: int, per_image: int) -> list[tuple[int, int]]:
     """Equal batch chunks of at most ~CHUNK_BYTES, as many as a multiple of the threads."""
     threads = min(get_num_threads(), n)
-    most = max(1, min(n, CHUNK_BYTES // per_image))
+    most = max(1, min(n, max(MIN_CHUNK, CHUNK_BYTES // per_image)))
     count = threads * -(-n // (threads * most))                # ceil, rounded up to the threads
     bounds = [n * i // count for i in range(count + 1)]
     return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]

@@ -112,6 +112,7 @@ def test_batch_chunks_and_threads_give_the_same_result(monkeypatch, threads, cou
     threads(count)
     monkeypatch.setattr(P, "MIN_ELEMENTS", 1)
     monkeypatch.setattr(D, "CHUNK_BYTES", 2 * 14 * 8 * 6 * 2 * 8)        # two images a chunk
+    monkeypatch.setattr(D, "MIN_CHUNK", 1)
     y2, c2 = D.conv2d_dft_forward(x, w, None, padding=pads)
     grads2 = D.conv2d_dft_backward(dy, c2)
     chunks = [p[:2] for p in c2.spec_x]
@@ -156,6 +157,18 @@ def test_auto_takes_the_dft_route_where_it_saves_work():
 def test_auto_keeps_im2col_where_the_dft_route_cannot_go(kwargs):
     w_shape = (32, 8 if kwargs.get("groups") else 16, 5, 5)
     assert _choice((100, 16, 14, 14), w_shape, pad=2, **kwargs) == "im2col"
+
+
+def test_auto_keeps_im2col_where_few_images_meet_many_channels(threads):
+    """Per-frequency products of a few images are slow GEMMs: measured 2.5x slower than
+    im2col for (16, 512, 7, 7) 3x3 and 2x for (8, 64, 112, 112) on 2 threads, where each
+    thread takes half the batch (BENCHMARKS.md)."""
+    threads(2)
+    assert _choice((16, 512, 7, 7), (512, 512, 3, 3), pad=1) == "im2col"
+    assert _choice((16, 256, 14, 14), (256, 256, 3, 3), pad=1) == "im2col"
+    assert _choice((8, 64, 112, 112), (64, 64, 3, 3), pad=1) == "im2col"
+    assert _choice((1, 64, 28, 28), (64, 64, 5, 5), pad=2, training=False) == "im2col"
+    assert _choice((64, 64, 28, 28), (64, 64, 5, 5), pad=2, training=False) == "dft"
 
 
 def test_auto_keeps_im2col_for_1x1_kernels_and_large_maps():
