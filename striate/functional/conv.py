@@ -128,7 +128,7 @@ def choose_algorithm(x: np.ndarray, w: np.ndarray, stride: tuple[int, int], padd
                 f"and weight of one dtype; received stride {tuple(stride)}, groups {groups}, "
                 f"dtypes {x.dtype}/{w.dtype}")
         return "dft"
-    if not eligible or kh * kw == 1 or max(geo.padded) > DFT_MAX_SIDE:
+    if not eligible or n == 0 or kh * kw == 1 or max(geo.padded) > DFT_MAX_SIDE:
         return "im2col"
     direct, dft = dft_conv_costs(geo, x.itemsize)
     threshold = DFT_MIN_RATIO_TRAIN if training else DFT_MIN_RATIO_INFER

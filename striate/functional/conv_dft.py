@@ -316,7 +316,10 @@ def conv2d_dft_backward(dy: np.ndarray, cache: DftConvCache, *, need_dx: bool = 
 
     # Split along the forward pass's parts (its spectra are cut that way).
     count = len(cache.spec_x)
-    spec_dw = _sum_in_order(parallel_parts(parts, count, MIN_ELEMENTS * count))  # (B, C, O)
+    if count:
+        spec_dw = _sum_in_order(parallel_parts(parts, count, MIN_ELEMENTS * count))  # (B, C, O)
+    else:                                                                # an empty batch
+        spec_dw = np.zeros_like(cache.spec_w)
     mk = _kernel_matrix((geo.padded, geo.kernel, geo.dilation), spec_dw.dtype.str)  # (B, KH*KW)
     dw = (mk.conj().T @ spec_dw.reshape(mk.shape[0], -1)).real           # (KH*KW, C*O)
     dw = np.ascontiguousarray(dw.reshape(kh, kw, geo.c, geo.o).transpose(3, 2, 0, 1))
@@ -326,6 +329,8 @@ def conv2d_dft_backward(dy: np.ndarray, cache: DftConvCache, *, need_dx: bool = 
 
 def _chunks(n: int, per_image: int) -> list[tuple[int, int]]:
     """Equal batch chunks of at most ~CHUNK_BYTES, as many as a multiple of the threads."""
+    if n == 0:
+        return []
     threads = min(get_num_threads(), n)
     most = max(1, min(n, max(MIN_CHUNK, CHUNK_BYTES // per_image)))
     count = threads * -(-n // (threads * most))                # ceil, rounded up to the threads

@@ -164,7 +164,7 @@ def to_batch_major(a: np.ndarray, n: int) -> np.ndarray:
         (O, N*P) -> (N, O, P)
     """
     o = a.shape[0]
-    src = a.reshape(o, n, -1)                                   # (O, N, P)
+    src = a.reshape(o, n, a.shape[1] // n if n else 0)          # (O, N, P)
     out = np.empty((n, o, src.shape[2]), dtype=a.dtype)         # (N, O, P)
 
     def copy(start: int, stop: int) -> None:
@@ -181,7 +181,7 @@ def to_channel_major(a: np.ndarray) -> np.ndarray:
         (N, O, *) -> (O, N*P) with P = prod(*)
     """
     n, o = a.shape[:2]
-    src = a.reshape(n, o, -1)                                   # (N, O, P)
+    src = a.reshape(n, o, int(np.prod(a.shape[2:])))            # (N, O, P)
     out = np.empty((o, n, src.shape[2]), dtype=a.dtype)         # (O, N, P)
 
     def copy(start: int, stop: int) -> None:

@@ -203,3 +203,18 @@ def test_both_routes_agree_through_conv2d_forward_backward_and_infer(algorithm):
     dx_ref = FC.conv2d_backward(np.ones_like(y), FC.conv2d_forward(x, w, b, padding=pads,
                                                                    algorithm="im2col")[1])[0]
     np.testing.assert_allclose(dx, dx_ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("algorithm", ["im2col", "dft", "auto"])
+def test_an_empty_batch_gives_empty_outputs_and_zero_gradients(algorithm):
+    """As torch: a batch of 0 images convolves to 0 outputs, and every gradient is 0."""
+    x = np.zeros((0, 16, 14, 14), dtype=np.float32)
+    w = np.ones((32, 16, 5, 5), dtype=np.float32)
+    b = np.ones(32, dtype=np.float32)
+    pads = ((2, 2), (2, 2))
+    y, cache = FC.conv2d_forward(x, w, b, padding=pads, algorithm=algorithm)
+    assert y.shape == (0, 32, 14, 14)
+    assert FC.conv2d_infer(x, w, b, padding=pads, algorithm=algorithm).shape == (0, 32, 14, 14)
+    dx, dw, db = FC.conv2d_backward(np.zeros(y.shape, dtype=np.float32), cache)
+    assert dx.shape == x.shape and dw.shape == w.shape and db.shape == (32,)
+    assert not dw.any() and not db.any()
