@@ -20,7 +20,7 @@ ALGORITHMS = ("auto", "im2col", "dft")
 
 # "auto" takes the DFT route when im2col's estimated cost is at least these times the
 # DFT route's (conv_dft.dft_conv_costs), fitted to 20 shapes timed on 2 threads
-# (BENCHMARKS.md, change 14): in training the backward pass of im2col (col2im or a
+# (BENCHMARKS.md, change 16): in training the backward pass of im2col (col2im or a
 # second im2col of dy) costs relatively more than the DFT route's adjoints.
 DFT_MIN_RATIO_TRAIN = 0.8
 DFT_MIN_RATIO_INFER = 0.9

@@ -2,14 +2,16 @@
 
 In the frequency domain a convolution is a pointwise product, and the sum over
 input channels becomes one small matrix multiply per frequency.  For a 5x5
-kernel on a 14x14 map this does about 7x fewer multiplies than im2col + GEMM
-(``KH*KW*OH*OW / (2*Hp*Wp)``), and keeps only the input's spectrum for the
-backward pass instead of KH*KW copies of the input.
+kernel on a 14x14 map these products take about 7x fewer multiplies than im2col
++ GEMM (``KH*KW*OH*OW / (2*Hp*Wp)``; 2.4x with the transforms for fashion_cnn's
+second layer), and the backward pass keeps only the input's spectrum instead of
+KH*KW copies of the input.
 
 The transforms are plain matrix products too (small, exact DFT matrices in the
 input's precision, not an FFT): a (Hp, Wp) 2-D DFT of a map costs a few
-``H*W*(Hp + Wp)`` multiply-adds, which for maps up to ~32 pixels a side is no
-more than an FFT's and runs in BLAS.  Every step is a linear map, so the
+``H*W*(Hp + Wp)`` multiply-adds, more than an FFT's, but as large BLAS products
+they ran 2-4x faster than ``numpy.fft`` on these small maps, and the matrices
+place the zero padding and crop the output for free.  Every step is a linear map, so the
 backward pass applies the adjoint of each step in reverse; the gradients are
 exact for the computed function, which is the convolution (no wrap-around:
 the DFT length is the padded size, so the circular and linear results agree
@@ -96,6 +98,12 @@ def _real_dtype(dtype: np.dtype) -> np.dtype:
     return np.dtype(np.float64 if dtype == np.complex128 else np.float32)
 
 
+def _frozen(a: np.ndarray) -> np.ndarray:
+    """``a`` made read-only: the cached matrices are shared by every call."""
+    a.setflags(write=False)
+    return a
+
+
 @lru_cache(maxsize=64)
 def _w_forward(w_in: int, size: int, offset: int, dtype_str: str) -> np.ndarray:
     """(W, 2*Bw) real: row w, columns (2k, 2k+1) = (cos, -sin)(2*pi*k*(w + offset)/size)."""
@@ -103,7 +111,7 @@ def _w_forward(w_in: int, size: int, offset: int, dtype_str: str) -> np.ndarray:
     angle = 2 * np.pi * np.outer(np.arange(w_in) + offset, np.arange(bins)) / size  # (W, Bw)
     out = np.empty((w_in, bins, 2))
     out[..., 0], out[..., 1] = np.cos(angle), -np.sin(angle)
-    return out.reshape(w_in, 2 * bins).astype(dtype_str)                          # (W, 2*Bw)
+    return _frozen(out.reshape(w_in, 2 * bins).astype(dtype_str))                 # (W, 2*Bw)
 
 
 @lru_cache(maxsize=64)
@@ -118,21 +126,21 @@ def _w_inverse(size: int, keep: int, dtype_str: str) -> np.ndarray:
     out = np.empty((bins, 2, keep))
     out[:, 0] = weight[:, None] * np.cos(angle) / size
     out[:, 1] = -weight[:, None] * np.sin(angle) / size
-    return out.reshape(2 * bins, keep).astype(dtype_str)                  # (2*Bw, OW)
+    return _frozen(out.reshape(2 * bins, keep).astype(dtype_str))         # (2*Bw, OW)
 
 
 @lru_cache(maxsize=64)
 def _h_forward(h_in: int, size: int, offset: int, dtype_str: str) -> np.ndarray:
     """(Hp, H) complex: exp(-2*pi*i*k*(h + offset)/size)."""
     angle = 2 * np.pi * np.outer(np.arange(size), np.arange(h_in) + offset) / size
-    return np.exp(-1j * angle).astype(dtype_str)
+    return _frozen(np.exp(-1j * angle).astype(dtype_str))
 
 
 @lru_cache(maxsize=64)
 def _h_inverse(size: int, keep: int, dtype_str: str) -> np.ndarray:
     """(OH, Hp) complex: exp(+2*pi*i*k*h/size) / size for the first ``keep`` positions."""
     angle = 2 * np.pi * np.outer(np.arange(keep), np.arange(size)) / size
-    return (np.exp(1j * angle) / size).astype(dtype_str)
+    return _frozen((np.exp(1j * angle) / size).astype(dtype_str))
 
 
 @lru_cache(maxsize=64)
@@ -143,7 +151,7 @@ def _kernel_matrix(geo_key: tuple, dtype_str: str) -> np.ndarray:
     ah = 2 * np.pi * np.outer(np.arange(hp), np.arange(kh) * dh) / hp     # (Hp, KH)
     aw = 2 * np.pi * np.outer(np.arange(bw), np.arange(kw) * dw) / wp     # (Bw, KW)
     angle = ah[:, None, :, None] + aw[None, :, None, :]                   # (Hp, Bw, KH, KW)
-    return np.exp(1j * angle).reshape(hp * bw, kh * kw).astype(dtype_str)
+    return _frozen(np.exp(1j * angle).reshape(hp * bw, kh * kw).astype(dtype_str))
 
 
 def _transpose(src: np.ndarray, axes: tuple[int, ...], split_axis: int) -> np.ndarray:
@@ -228,7 +236,7 @@ def dft_conv_costs(geo: DftGeometry, itemsize: int = 4) -> tuple[float, float]:
     """Estimated cost (multiply-add equivalents) of one forward pass: (im2col + GEMM, DFT route).
 
     A cost model fitted to timings of 20 convolution shapes on 2 threads
-    (BENCHMARKS.md, change 14), not exact:
+    (BENCHMARKS.md, change 16), not exact:
 
     * im2col: the GEMM's multiply-adds, divided by its efficiency, which drops for
       few output channels (a GEMM with 16 rows runs at about 60% of one with 64);
@@ -243,7 +251,7 @@ def dft_conv_costs(geo: DftGeometry, itemsize: int = 4) -> tuple[float, float]:
     direct = n * c * o * geo.kernel[0] * geo.kernel[1] * oh * ow / min(1.0, 0.5 + o / 128)
     transforms = (n * c * (h * w * 2 * bw + 4 * h * hp * bw)       # spectrum of x
                   + n * o * (4 * oh * hp * bw + oh * 2 * bw * ow))  # inverse to y
-    chunk = min(b - a for a, b in _chunks(n, bh * bw * max(c, o) * 2 * itemsize))
+    chunk = min((b - a for a, b in _chunks(n, bh * bw * max(c, o) * 2 * itemsize)), default=1)
     products = 4 * bh * bw * n * c * o * max(1.0, MIN_CHUNK / chunk)
     return float(direct), float(transforms + products)
 
@@ -253,7 +261,8 @@ def conv2d_dft_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
                        ) -> tuple[np.ndarray, DftConvCache]:
     """Stride-1, groups-1 conv2d (cross-correlation) through the frequency domain.
 
-    The batch is split into one part per thread, each taken through all steps.
+    The batch is cut into equal chunks (about CHUNK_BYTES of spectrum, at least
+    MIN_CHUNK images), spread over the threads; each chunk goes through all steps.
 
     Args:
         x: input (N, C, H, W), float32 or float64.
