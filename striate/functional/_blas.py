@@ -37,7 +37,7 @@ _searched = False
 def _library_paths() -> list[str]:
     import numpy
     base = os.path.dirname(numpy.__file__)
-    folders = [base + ".libs", os.path.join(base, ".dylibs"), os.path.join(base, "..", "numpy.libs")]
+    folders = [base + ".libs", os.path.join(base, ".dylibs")]      # Linux and macOS wheels
     paths: list[str] = []
     for folder in folders:
         for pattern in ("*openblas*.so*", "*openblas*.dylib"):
@@ -76,7 +76,8 @@ def blas_threads_controllable() -> bool:
 def one_blas_thread() -> Iterator[bool]:
     """Within the block BLAS uses one thread per caller; yields False if it cannot be set.
 
-    The setting is process-wide, restored on exit.
+    The setting is process-wide, restored on exit: two threads that run striate at
+    the same time can see each other's setting (slower for a while, never wrong).
     """
     funcs = _functions()
     if funcs is None:

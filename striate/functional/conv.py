@@ -105,7 +105,7 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
 def choose_algorithm(x: np.ndarray, w: np.ndarray, stride: tuple[int, int], padding: Pads,
                      dilation: tuple[int, int], groups: int, algorithm: str, *,
                      training: bool) -> str:
-    """"im2col" or "dft" for one convolution; ``algorithm`` "auto" picks by multiply-adds.
+    """"im2col" or "dft" for one convolution; ``algorithm`` "auto" picks by estimated cost.
 
     The DFT route needs stride 1, groups 1, a kernel larger than 1x1 and float32/64
     data; "auto" takes it when im2col's estimated cost (:func:`dft_conv_costs`) is at
