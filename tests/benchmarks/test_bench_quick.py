@@ -29,3 +29,15 @@ def test_quick_mode_produces_every_row(tmp_path, capsys):
         assert "ratio_vs_onnxruntime" in rows[1]
     else:
         pytest.skip("onnxruntime absent: inference compared with torch only")
+
+
+def test_conv_routes_quick_mode_times_both_routes():
+    path = BENCH.parent / "conv_routes.py"
+    spec = importlib.util.spec_from_file_location("striate_conv_routes", path)
+    routes = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(routes)
+    rows = routes.main(["--quick"])
+    assert [r["shape"] for r in rows] == routes.QUICK
+    for r in rows:
+        assert min(r["infer_im2col"], r["infer_dft"], r["train_im2col"], r["train_dft"]) > 0
+        assert r["model_ratio"] > 0 and set(r["auto"].values()) <= {"im2col", "dft"}
