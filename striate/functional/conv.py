@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -150,34 +151,68 @@ INFER_COLS_BYTES = 8 << 20
 
 def conv2d_infer(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
                  stride: tuple[int, int] = (1, 1), padding: Pads = ((0, 0), (0, 0)),
-                 dilation: tuple[int, int] = (1, 1), groups: int = 1, algorithm: str = "auto"
-                 ) -> np.ndarray:
+                 dilation: tuple[int, int] = (1, 1), groups: int = 1, algorithm: str = "auto",
+                 post: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """conv2d_forward without a cache, for inference: the same output, less memory.
 
     The batch goes through im2col + GEMM a slice at a time, so the columns of a
     slice (about INFER_COLS_BYTES) are still in the cache when the GEMM reads them,
-    instead of one (N, C*KH*KW, OH*OW) array many times the cache's size.
+    instead of one (N, C*KH*KW, OH*OW) array many times the cache's size (the DFT
+    route works in chunks of its own).
+
+    Args:
+        post: applied to the output slice by slice while it is still in the cache
+            (fused inference: a max-pooling).  It must work on the last two axes,
+            independently for every pair of leading indices: it gets slices as
+            (n, O, OH, OW) or, from the im2col route, channel-major (O, n, OH, OW).
 
     Shape:
-        as :func:`conv2d_forward`: (N, C, H, W) -> (N, O, OH, OW).
+        as :func:`conv2d_forward`: (N, C, H, W) -> (N, O, OH, OW); with ``post``
+        (N, O, PH, PW), where post maps (OH, OW) to (PH, PW).
     """
     n = x.shape[0]
     o, cg, kh, kw = w.shape
     oh, ow = conv2d_output_hw(x.shape[2:], (kh, kw), stride, padding, dilation)
     if oh >= 1 and ow >= 1 and x.shape[1] == cg * groups and choose_algorithm(
             x, w, stride, padding, dilation, groups, algorithm, training=False) == "dft":
-        return conv2d_dft_forward(x, w, b, padding=padding, dilation=dilation)[0]
+        return conv2d_dft_forward(x, w, b, padding=padding, dilation=dilation, post=post)[0]
     per_image = cg * groups * kh * kw * max(oh, 1) * max(ow, 1) * x.itemsize
     step = max(1, INFER_COLS_BYTES // max(per_image, 1))
-    if step >= n or oh < 1 or ow < 1:                          # (conv2d_forward raises for the latter)
+    if oh < 1 or ow < 1 or x.shape[1] != cg * groups or (post is None and step >= n):
         return conv2d_forward(x, w, b, stride=stride, padding=padding, dilation=dilation,
-                              groups=groups, algorithm="im2col")[0]
-    y = np.empty((n, o, oh, ow), dtype=np.result_type(x, w))
+                              groups=groups, algorithm="im2col")[0]   # (or its shape error)
+    dtype = np.result_type(x, w)
+    out_hw = (oh, ow) if post is None else post(np.zeros((1, 1, oh, ow), dtype=dtype)).shape[2:]
+    y = np.empty((n, o) + tuple(out_hw), dtype=dtype)
     for start in range(0, n, step):
-        y[start:start + step] = conv2d_forward(x[start:start + step], w, b, stride=stride,
-                                               padding=padding, dilation=dilation,
-                                               groups=groups, algorithm="im2col")[0]
+        xs = x[start:start + step]
+        if post is None:
+            y[start:start + len(xs)] = conv2d_forward(xs, w, b, stride=stride, padding=padding,
+                                                      dilation=dilation, groups=groups,
+                                                      algorithm="im2col")[0]
+        else:
+            y[start:start + len(xs)] = _slice_then_post(xs, w, b, stride, padding, dilation,
+                                                        groups, (oh, ow), post)
     return y
+
+
+def _slice_then_post(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: tuple[int, int],
+                     padding: Pads, dilation: tuple[int, int], groups: int,
+                     out_hw: tuple[int, int], post: Callable[[np.ndarray], np.ndarray]
+                     ) -> np.ndarray:
+    """im2col + GEMM of one slice, ``post`` on the channel-major result, then batch-major.
+
+    Shape:
+        (n, C, H, W) -> (n, O, PH, PW)
+    """
+    n, o = x.shape[0], w.shape[0]
+    cols = im2col_cm(x, padding, w.shape[2:], stride, dilation, out_hw)  # (C*KH*KW, n*OH*OW)
+    y2 = _weight_matmul(w, cols, groups)                                 # (O, n*OH*OW)
+    if b is not None:
+        y2 += b.reshape(o, 1)
+    pooled = post(y2.reshape((o, n) + tuple(out_hw)))                    # (O, n, PH, PW)
+    ph, pw = pooled.shape[2:]
+    return to_batch_major(pooled.reshape(o, n * ph * pw), n).reshape(n, o, ph, pw)
 
 
 def conv2d_backward(dy: np.ndarray, cache: Conv2dCache | DftConvCache, *, need_dx: bool = True

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Callable
 
 import numpy as np
 
@@ -257,7 +258,8 @@ def dft_conv_costs(geo: DftGeometry, itemsize: int = 4) -> tuple[float, float]:
 
 
 def conv2d_dft_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
-                       padding: Pads = ((0, 0), (0, 0)), dilation: tuple[int, int] = (1, 1)
+                       padding: Pads = ((0, 0), (0, 0)), dilation: tuple[int, int] = (1, 1),
+                       post: Callable[[np.ndarray], np.ndarray] | None = None
                        ) -> tuple[np.ndarray, DftConvCache]:
     """Stride-1, groups-1 conv2d (cross-correlation) through the frequency domain.
 
@@ -270,9 +272,12 @@ def conv2d_dft_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
         b: bias (O,) or None.
         padding: ((top, bottom), (left, right)) zero padding.
         dilation: (dh, dw).
+        post: applied to each chunk's output while it is in the cache (fused inference,
+            see :func:`striate.functional.conv.conv2d_infer`); y is then post's output.
 
     Shape:
-        (N, C, H, W) -> (N, O, OH, OW), OH = H + top + bottom - dh*(KH-1) (likewise OW).
+        (N, C, H, W) -> (N, O, OH, OW), OH = H + top + bottom - dh*(KH-1) (likewise OW);
+        with ``post`` (N, O, PH, PW).
 
     Returns:
         (y, cache) for :func:`conv2d_dft_backward`; y equals conv2d_forward's to rounding.
@@ -281,12 +286,20 @@ def conv2d_dft_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
     o = w.shape[0]
     geo = DftGeometry(n, c, o, (h, wd), (w.shape[2], w.shape[3]), padding, dilation)
     spec_w = _kernel_spectrum(w.astype(x.dtype, copy=False), geo)       # (B, C, O)
-    oh, ow = geo.out_hw
-    y = np.empty((n, o, oh, ow), dtype=x.dtype)
+    full_hw = geo.out_hw
+    out_hw = full_hw if post is None else post(np.zeros((1, 1) + full_hw, x.dtype)).shape[2:]
+    y = np.empty((n, o) + tuple(out_hw), dtype=x.dtype)
 
     def chunk(start: int, stop: int) -> tuple[int, int, np.ndarray]:
         spec_x = _spectrum(x[start:stop], geo)                           # (B, n, C)
-        _output(np.matmul(spec_x, spec_w), geo, out=y[start:stop])        # (n, O, OH, OW)
+        if post is None:
+            _output(np.matmul(spec_x, spec_w), geo, out=y[start:stop])    # (n, O, OH, OW)
+        else:
+            full = np.empty((stop - start, o) + full_hw, dtype=x.dtype)
+            _output(np.matmul(spec_x, spec_w), geo, out=full)           # (n, O, OH, OW)
+            if b is not None:
+                full += b.reshape(1, o, 1, 1)
+            y[start:stop] = post(full)                                   # (n, O, PH, PW)
         return start, stop, spec_x
 
     # Chunks of the batch small enough for their spectra to stay in the CPU's cache.
@@ -296,7 +309,7 @@ def conv2d_dft_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
         return [chunk(*chunks[i]) for i in range(first, last)]
 
     parts = [p for group in parallel_parts(part, len(chunks), x.size + y.size) for p in group]
-    if b is not None:
+    if b is not None and post is None:
         y += b.reshape(1, o, 1, 1)
     return y, DftConvCache(tuple(parts), spec_w, geo, b is not None)
 

@@ -44,42 +44,60 @@ def _folds_into(conv: Module, bn: Module | None) -> bool:
     return bn is not None and _plain(bn) and _foldable(conv, bn)
 
 
-def _folded_conv(conv: Module, bn: Module, x: Any) -> np.ndarray:
-    """conv followed by bn, as one convolution with folded weight and bias."""
+def _conv(conv: Module, bn: Module | None, x: Any, pool: Module | None) -> np.ndarray:
+    """conv (followed by ``bn`` folded into it, when given), then ``pool``.
+
+    A 2-D ``pool`` runs on each slice of the convolution's output while that slice is
+    still in the cache (``conv2d_infer(post=...)``), never storing the full output.
+    """
     x = conv._input(x)
-    w_f, b_f = folded_parameters(conv, bn)                          # (O, C/G, KH[, KW]), (O,)
+    if bn is not None:
+        w, b = folded_parameters(conv, bn)                          # (O, C/G, KH[, KW]), (O,)
+    else:
+        w, b = conv.weight.data, None if conv.bias is None else conv.bias.data
     if conv._nd == 2:
-        return F.conv2d_infer(x, w_f, b_f, stride=conv.stride, padding=conv._pads,
-                              dilation=conv.dilation, groups=conv.groups)
-    y = F.conv2d_infer(x[:, :, None, :], w_f[:, :, None, :], b_f,          # (N, C, 1, L)
+        return F.conv2d_infer(x, w, b, stride=conv.stride, padding=conv._pads,
+                              dilation=conv.dilation, groups=conv.groups, post=pool)
+    y = F.conv2d_infer(x[:, :, None, :], w[:, :, None, :], b,              # (N, C, 1, L)
                        stride=(1, conv.stride[0]), padding=((0, 0), conv._pads[0]),
                        dilation=(1, conv.dilation[0]), groups=conv.groups)
-    return y[:, :, 0, :]                                            # (N, O, L_out)
+    y = y[:, :, 0, :]                                               # (N, O, L_out)
+    return y if pool is None else pool(y)
+
+
+def _plain_relu(m: Module | None) -> bool:
+    return type(m) is ReLU and _plain(m)
+
+
+def _plain_max_pool(m: Module | None) -> bool:
+    return type(m) in (MaxPool2d, MaxPool1d) and _plain(m) and not m.return_indices
 
 
 def run_inference(modules: Sequence[Module], x: Any) -> Any:
-    """Run ``modules`` in order, fusing Conv+BatchNorm(+ReLU(+MaxPool)) and Conv/Linear+ReLU.
+    """Run ``modules`` in order, fusing Conv(+BatchNorm)(+ReLU(+MaxPool)) and Linear+ReLU.
 
     Only called in eval mode under ``no_grad``; the result equals running each
     module in turn up to float rounding (the folded weights are computed in float64).
     """
     i, count = 0, len(modules)
+
+    def at(k: int) -> Module | None:
+        return modules[k] if k < count else None
+
     while i < count:
         m = modules[i]
-        nxt = modules[i + 1] if i + 1 < count else None
-        fused = False
-        if type(m) in (Conv2d, Conv1d) and _plain(m) and _folds_into(m, nxt):
-            x, i, fused = _folded_conv(m, nxt, x), i + 2, True
-        elif type(m) in (Conv2d, Conv1d, Linear) and _plain(m) and type(nxt) is ReLU:
-            x, i, fused = m(x), i + 1, True
-        else:
+        conv = type(m) in (Conv2d, Conv1d) and _plain(m)
+        bn = at(i + 1) if conv and _folds_into(m, at(i + 1)) else None
+        j = i + 1 + (bn is not None)                        # the module after conv (+ BN)
+        relu = (conv or (type(m) is Linear and _plain(m))) and _plain_relu(at(j))
+        if bn is None and not relu:
             x, i = m(x), i + 1
-        if fused and i < count and type(modules[i]) is ReLU and _plain(modules[i]):
-            i += 1
-            pool = modules[i] if i < count else None
-            if type(pool) in (MaxPool2d, MaxPool1d) and _plain(pool) and not pool.return_indices:
-                x, i = pool(x), i + 1                               # max commutes with ReLU:
-            _relu_inplace(x)                                        # clamp the smaller array
+            continue
+        pool = at(j + 1) if conv and relu and _plain_max_pool(at(j + 1)) else None
+        x = _conv(m, bn, x, pool) if conv else m(x)         # max-pooling before the ReLU:
+        i = j + relu + (pool is not None)                   # max(relu(a), relu(b)) =
+        if relu:                                            # relu(max(a, b)), on 1/4 the data
+            _relu_inplace(x)
     return x
 
 

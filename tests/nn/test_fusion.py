@@ -67,7 +67,7 @@ def test_max_pool_after_relu_runs_first_with_the_same_result(pool, monkeypatch):
     monkeypatch.setattr(nn.MaxPool2d, "forward", lambda self, a: (seen.append(a.min()), original(self, a))[1])
     with striate.no_grad():
         model(x)
-    assert seen[0] < 0                   # the pool saw the conv's output before the ReLU
+    assert min(seen) < 0                 # the pool saw the conv's output before the ReLU
     assert (unfused == 0).any() and (unfused > 0).any()
     np.testing.assert_allclose(fused, unfused, rtol=1e-12, atol=1e-12)   # folded BN: rounding only
 
@@ -169,3 +169,59 @@ def test_training_order_swaps_only_plain_relu_then_max_pool():
     watched = nn.ReLU()
     watched.forward = lambda x: x
     assert training_order([watched, pool]) == [watched, pool]
+
+
+@pytest.mark.parametrize("algorithm", ["im2col", "dft"])
+def test_conv2d_infer_applies_post_slice_by_slice(algorithm, monkeypatch):
+    from striate.functional import conv_dft
+
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((7, 3, 10, 9))
+    w = rng.standard_normal((5, 3, 3, 3))
+    b = rng.standard_normal(5)
+    pads = ((1, 1), (1, 1))
+    calls = []
+
+    def post(a):
+        calls.append(a.shape)
+        return max_pool2d_forward(a, kernel_size=(2, 2), stride=(2, 2), with_argmax=False)[0]
+
+    ref = post(FC.conv2d_forward(x, w, b, padding=pads, algorithm="im2col")[0])
+    calls.clear()
+    monkeypatch.setattr(FC, "INFER_COLS_BYTES", 3 * 9 * 90 * 8 * 2)           # two images a slice
+    monkeypatch.setattr(conv_dft, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(conv_dft, "MIN_CHUNK", 2)
+    y = FC.conv2d_infer(x, w, b, padding=pads, algorithm=algorithm, post=post)
+    np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
+    assert calls[0] == (1, 1, 10, 9)                                         # the output size probe
+    assert len(calls) > 2 and all(7 not in c[:2] for c in calls[1:])         # slices, never all 7
+
+
+@pytest.mark.parametrize("with_bn", [False, True])
+def test_conv_relu_max_pool_fuses_with_the_pool_on_slices(with_bn, monkeypatch):
+    rng = np.random.default_rng(10)
+    layers = [nn.Conv2d(2, 4, 3, padding=1, dtype=np.float64, rng=rng)]
+    if with_bn:
+        layers.append(nn.BatchNorm2d(4, dtype=np.float64))
+    model = nn.Sequential(*layers, nn.ReLU(), nn.MaxPool2d(2), nn.Flatten())
+    _randomise_bn(model, rng)
+    x = rng.standard_normal((10, 2, 8, 8))
+    unfused, _ = _both(model, x)
+    shapes = []
+    original = nn.MaxPool2d.forward
+    monkeypatch.setattr(nn.MaxPool2d, "forward", lambda self, a: (shapes.append(a.shape), original(self, a))[1])
+    monkeypatch.setattr(FC, "INFER_COLS_BYTES", 2 * 9 * 64 * 8 * 3)           # three images a slice
+    with striate.no_grad():
+        fused = model(x)
+    assert max(s[1] for s in shapes) < 10                                    # never the whole batch
+    np.testing.assert_allclose(fused, unfused, rtol=1e-12, atol=1e-12)
+
+
+def test_a_pool_too_large_for_the_fused_conv_output_names_the_pool():
+    model = nn.Sequential(nn.Conv2d(1, 1, 3, rng=0), nn.ReLU(), nn.MaxPool2d(3)).eval()
+    x = np.zeros((2, 1, 4, 4), dtype=np.float32)
+    with pytest.raises(striate.errors.ShapeError, match=r"2 \(MaxPool2d\).*larger than the padded input"):
+        model(x)                                                             # unfused
+    with pytest.raises(striate.errors.ShapeError, match=r"2 \(MaxPool2d\).*larger than the padded input"):
+        with striate.no_grad():
+            model(x)                                                         # fused
