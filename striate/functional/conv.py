@@ -27,6 +27,9 @@ DFT_MIN_RATIO_TRAIN = 0.8
 DFT_MIN_RATIO_INFER = 0.9
 # Largest padded side for the DFT route: its transforms grow as the side squared per pixel.
 DFT_MAX_SIDE = 128
+# Largest kernel spectrum (B x C x O complex values) for the DFT route: for many channels it
+# outgrows the columns of im2col (VGG's 512 -> 512 3x3 at 14x14: 302 MB, twice in backward).
+DFT_MAX_KERNEL_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,8 @@ def choose_algorithm(x: np.ndarray, w: np.ndarray, stride: tuple[int, int], padd
     """"im2col" or "dft" for one convolution; ``algorithm`` "auto" picks by estimated cost.
 
     The DFT route needs stride 1, groups 1, a kernel larger than 1x1 and float32/64
-    data; "auto" takes it when im2col's estimated cost (:func:`dft_conv_costs`) is at
+    data; "auto" also keeps im2col for padded sides above DFT_MAX_SIDE and kernel
+    spectra above DFT_MAX_KERNEL_BYTES, and otherwise takes the DFT route when im2col's estimated cost (:func:`dft_conv_costs`) is at
     least DFT_MIN_RATIO_TRAIN (training) or DFT_MIN_RATIO_INFER (inference) times the
     DFT route's.
     """
@@ -129,7 +133,9 @@ def choose_algorithm(x: np.ndarray, w: np.ndarray, stride: tuple[int, int], padd
                 f"and weight of one dtype; received stride {tuple(stride)}, groups {groups}, "
                 f"dtypes {x.dtype}/{w.dtype}")
         return "dft"
-    if not eligible or n == 0 or kh * kw == 1 or max(geo.padded) > DFT_MAX_SIDE:
+    kernel_bytes = geo.bins[0] * geo.bins[1] * c * w.shape[0] * 2 * x.itemsize
+    if (not eligible or n == 0 or kh * kw == 1 or max(geo.padded) > DFT_MAX_SIDE
+            or kernel_bytes > DFT_MAX_KERNEL_BYTES):
         return "im2col"
     direct, dft = dft_conv_costs(geo, x.itemsize)
     threshold = DFT_MIN_RATIO_TRAIN if training else DFT_MIN_RATIO_INFER

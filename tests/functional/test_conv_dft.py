@@ -171,9 +171,17 @@ def test_auto_keeps_im2col_where_few_images_meet_many_channels(threads):
     assert _choice((64, 64, 28, 28), (64, 64, 5, 5), pad=2, training=False) == "dft"
 
 
-def test_auto_keeps_im2col_for_1x1_kernels_and_large_maps():
+def test_auto_keeps_im2col_for_1x1_kernels_large_maps_and_large_kernel_spectra():
     assert _choice((8, 64, 14, 14), (64, 64, 1, 1)) == "im2col"
     assert _choice((1, 64, 200, 200), (64, 64, 5, 5), pad=2) == "im2col"    # side > DFT_MAX_SIDE
+    # VGG's 512 -> 512 at 14x14, batch 64: the cost model prefers the DFT route, but its
+    # kernel spectrum, 16 x 9 x 512 x 512 complex64 = 302 MB, exceeds DFT_MAX_KERNEL_BYTES.
+    x, w = np.zeros((64, 512, 14, 14), np.float32), np.zeros((512, 512, 3, 3), np.float32)
+    geo = D.DftGeometry(64, 512, 512, (14, 14), (3, 3), ((1, 1), (1, 1)), (1, 1))
+    direct, dft = D.dft_conv_costs(geo)
+    assert direct >= FC.DFT_MIN_RATIO_TRAIN * dft
+    assert FC.choose_algorithm(x, w, (1, 1), ((1, 1), (1, 1)), (1, 1), 1, "auto",
+                               training=True) == "im2col"
 
 
 def test_forcing_the_dft_route_on_a_strided_conv_is_an_error():
