@@ -37,10 +37,10 @@ _searched = False
 def _library_paths() -> list[str]:
     import numpy
     base = os.path.dirname(numpy.__file__)
-    folders = [base + ".libs", os.path.join(base, ".dylibs")]      # Linux and macOS wheels
+    folders = [base + ".libs", os.path.join(base, ".dylibs")]      # Linux/Windows, macOS wheels
     paths: list[str] = []
     for folder in folders:
-        for pattern in ("*openblas*.so*", "*openblas*.dylib"):
+        for pattern in ("*openblas*.so*", "*openblas*.dylib", "*openblas*.dll"):
             paths.extend(sorted(glob.glob(os.path.join(folder, pattern))))
     return paths
 
