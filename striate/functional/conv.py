@@ -8,7 +8,8 @@ from typing import Callable
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
-from .conv_dft import DftConvCache, DftGeometry, conv2d_dft_backward, conv2d_dft_forward, dft_conv_costs
+from .conv_dft import (DftConvCache, DftGeometry, conv2d_dft_backward, conv2d_dft_forward,
+                       dft_conv_costs, post_output_hw)
 from .im2col import Pads, col2im_cm, im2col_cm, out_size, to_batch_major, to_channel_major
 
 
@@ -188,7 +189,7 @@ def conv2d_infer(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
         return conv2d_forward(x, w, b, stride=stride, padding=padding, dilation=dilation,
                               groups=groups, algorithm="im2col")[0]   # (or its shape error)
     dtype = np.result_type(x, w)
-    out_hw = (oh, ow) if post is None else post(np.zeros((1, 1, oh, ow), dtype=dtype)).shape[2:]
+    out_hw = post_output_hw(post, (oh, ow), dtype)
     y = np.empty((n, o) + tuple(out_hw), dtype=dtype)
     for start in range(0, n, step):
         xs = x[start:start + step]

@@ -247,12 +247,12 @@ def dft_conv_costs(geo: DftGeometry, itemsize: int = 4) -> tuple[float, float]:
       matrix products, slow in BLAS with few rows).
     """
     n, c, o = geo.n, geo.c, geo.o
-    (h, w), (hp, wp), (oh, ow) = geo.hw, geo.padded, geo.out_hw
+    (h, w), hp, (oh, ow) = geo.hw, geo.padded[0], geo.out_hw
     bh, bw = geo.bins
     direct = n * c * o * geo.kernel[0] * geo.kernel[1] * oh * ow / min(1.0, 0.5 + o / 128)
     transforms = (n * c * (h * w * 2 * bw + 4 * h * hp * bw)       # spectrum of x
                   + n * o * (4 * oh * hp * bw + oh * 2 * bw * ow))  # inverse to y
-    chunk = min((b - a for a, b in _chunks(n, bh * bw * max(c, o) * 2 * itemsize)), default=1)
+    chunk = min((b - a for a, b in _chunks(geo, itemsize)), default=1)
     products = 4 * bh * bw * n * c * o * max(1.0, MIN_CHUNK / chunk)
     return float(direct), float(transforms + products)
 
@@ -287,7 +287,7 @@ def conv2d_dft_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
     geo = DftGeometry(n, c, o, (h, wd), (w.shape[2], w.shape[3]), padding, dilation)
     spec_w = _kernel_spectrum(w.astype(x.dtype, copy=False), geo)       # (B, C, O)
     full_hw = geo.out_hw
-    out_hw = full_hw if post is None else post(np.zeros((1, 1) + full_hw, x.dtype)).shape[2:]
+    out_hw = post_output_hw(post, full_hw, x.dtype)
     y = np.empty((n, o) + tuple(out_hw), dtype=x.dtype)
 
     def chunk(start: int, stop: int) -> tuple[int, int, np.ndarray]:
@@ -303,7 +303,7 @@ def conv2d_dft_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
         return start, stop, spec_x
 
     # Chunks of the batch small enough for their spectra to stay in the CPU's cache.
-    chunks = _chunks(n, geo.bins[0] * geo.bins[1] * max(c, o) * 2 * x.itemsize)
+    chunks = _chunks(geo, x.itemsize)
 
     def part(first: int, last: int) -> list:
         return [chunk(*chunks[i]) for i in range(first, last)]
@@ -349,10 +349,19 @@ def conv2d_dft_backward(dy: np.ndarray, cache: DftConvCache, *, need_dx: bool = 
     return dx, dw, db
 
 
-def _chunks(n: int, per_image: int) -> list[tuple[int, int]]:
-    """Equal batch chunks of at most ~CHUNK_BYTES, as many as a multiple of the threads."""
+def post_output_hw(post: Callable[[np.ndarray], np.ndarray] | None, hw: tuple[int, int],
+                   dtype: np.dtype) -> tuple[int, int]:
+    """The (H, W) that ``post`` maps a (H, W) output to, from one 1x1-channel probe call."""
+    return hw if post is None else tuple(post(np.zeros((1, 1) + tuple(hw), dtype=dtype)).shape[2:])
+
+
+def _chunks(geo: DftGeometry, itemsize: int) -> list[tuple[int, int]]:
+    """Equal batch chunks of at most ~CHUNK_BYTES of spectrum (x's or y's, the larger),
+    at least MIN_CHUNK images, as many as a multiple of the threads."""
+    n = geo.n
     if n == 0:
         return []
+    per_image = geo.bins[0] * geo.bins[1] * max(geo.c, geo.o) * 2 * itemsize
     threads = min(get_num_threads(), n)
     most = max(1, min(n, max(MIN_CHUNK, CHUNK_BYTES // per_image)))
     count = threads * -(-n // (threads * most))                # ceil, rounded up to the threads
