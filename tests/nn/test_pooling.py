@@ -374,3 +374,26 @@ def test_non_float_input_and_backward_before_forward():
         nn.GlobalAvgPool2d()(np.zeros((1, 1, 4, 4), dtype=np.int32))
     with pytest.raises(StateError, match="AvgPool2d"):
         nn.AvgPool2d(2).backward(np.zeros((1, 1, 2, 2)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(3, 2, 6, 8), (1, 1, 2, 2), (2, 3, 7, 6), (40, 16, 28, 28)])
+def test_max_pool_2x2_inference_path_matches_general_path(dtype, shape):
+    """Without argmax, 2x2/stride-2 pooling of even sides takes a two-pass route; it must give
+    what the window-by-window route gives, NaN and -inf included (odd sides fall back)."""
+    from striate.functional import pool as P
+
+    x = _input(shape, seed=3, dtype=dtype)
+    x.flat[::17] = np.nan
+    x.flat[5::23] = -np.inf
+    kw = dict(kernel_size=(2, 2), stride=(2, 2))
+    fast, cache = P.max_pool2d_forward(x, with_argmax=False, **kw)
+    ref, _ = P.max_pool2d_forward(x, with_argmax=True, **kw)
+    assert cache is None and fast.dtype == x.dtype and fast.shape == ref.shape
+    np.testing.assert_array_equal(fast, ref)
+    # by hand: the maximum of each 2x2 block (NaN wins, as in torch)
+    oh, ow = shape[2] // 2, shape[3] // 2
+    blocks = x[:, :, :2 * oh, :2 * ow].reshape(shape[0], shape[1], oh, 2, ow, 2)
+    np.testing.assert_array_equal(fast, blocks.max(axis=(3, 5)))
+    strided = np.asfortranarray(x)                                  # not C-contiguous
+    np.testing.assert_array_equal(P.max_pool2d_forward(strided, with_argmax=False, **kw)[0], ref)
