@@ -172,6 +172,8 @@ def conv2d_infer(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
             (fused inference: a max-pooling).  It must work on the last two axes,
             independently for every pair of leading indices: it gets slices as
             (n, O, OH, OW) or, from the im2col route, channel-major (O, n, OH, OW).
+            The bias is added after it, so it must commute with adding a constant
+            per channel (max- and average-pooling do).
 
     Shape:
         as :func:`conv2d_forward`: (N, C, H, W) -> (N, O, OH, OW); with ``post``
@@ -215,9 +217,9 @@ def _slice_then_post(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride:
     n, o = x.shape[0], w.shape[0]
     cols = im2col_cm(x, padding, w.shape[2:], stride, dilation, out_hw)  # (C*KH*KW, n*OH*OW)
     y2 = _weight_matmul(w, cols, groups)                                 # (O, n*OH*OW)
-    if b is not None:
-        y2 += b.reshape(o, 1)
     pooled = post(y2.reshape((o, n) + tuple(out_hw)))                    # (O, n, PH, PW)
+    if b is not None:                                  # after ``post``: on the smaller array
+        pooled += b.reshape(o, 1, 1, 1)
     ph, pw = pooled.shape[2:]
     return to_batch_major(pooled.reshape(o, n * ph * pw), n).reshape(n, o, ph, pw)
 

@@ -274,6 +274,8 @@ def conv2d_dft_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
         dilation: (dh, dw).
         post: applied to each chunk's output while it is in the cache (fused inference,
             see :func:`striate.functional.conv.conv2d_infer`); y is then post's output.
+            The bias is added after ``post``, which must commute with adding a constant
+            per channel (max- and average-pooling do).
 
     Shape:
         (N, C, H, W) -> (N, O, OH, OW), OH = H + top + bottom - dh*(KH-1) (likewise OW);
@@ -297,9 +299,9 @@ def conv2d_dft_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
         else:
             full = np.empty((stop - start, o) + full_hw, dtype=x.dtype)
             _output(np.matmul(spec_x, spec_w), geo, out=full)           # (n, O, OH, OW)
-            if b is not None:
-                full += b.reshape(1, o, 1, 1)
             y[start:stop] = post(full)                                   # (n, O, PH, PW)
+            if b is not None:                          # after ``post``: on the smaller array
+                y[start:stop] += b.reshape(1, o, 1, 1)
         return start, stop, spec_x
 
     # Chunks of the batch small enough for their spectra to stay in the CPU's cache.
