@@ -10,6 +10,7 @@ import numpy as np
 from ..errors import ConfigError, ShapeError
 from .conv_dft import (DftConvCache, DftGeometry, conv2d_dft_backward, conv2d_dft_forward,
                        dft_conv_costs, post_output_hw)
+from ._parallel import parallel_parts
 from .im2col import Pads, col2im_cm, im2col_cm, out_size, to_batch_major, to_channel_major
 
 
@@ -165,7 +166,8 @@ def conv2d_infer(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
     The batch goes through im2col + GEMM a slice at a time, so the columns of a
     slice (about INFER_COLS_BYTES) are still in the cache when the GEMM reads them,
     instead of one (N, C*KH*KW, OH*OW) array many times the cache's size (the DFT
-    route works in chunks of its own).
+    route works in chunks of its own).  Each thread takes whole slices, with BLAS
+    at one thread: no hand-off between the threads inside a slice.
 
     Args:
         post: applied to the output slice by slice while it is still in the cache
@@ -193,15 +195,19 @@ def conv2d_infer(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
     dtype = np.result_type(x, w)
     out_hw = post_output_hw(post, (oh, ow), dtype)
     y = np.empty((n, o) + tuple(out_hw), dtype=dtype)
-    for start in range(0, n, step):
-        xs = x[start:start + step]
-        if post is None:
-            y[start:start + len(xs)] = conv2d_forward(xs, w, b, stride=stride, padding=padding,
-                                                      dilation=dilation, groups=groups,
-                                                      algorithm="im2col")[0]
-        else:
-            y[start:start + len(xs)] = _slice_then_post(xs, w, b, stride, padding, dilation,
-                                                        groups, (oh, ow), post)
+
+    def run(first: int, last: int) -> None:
+        for start in range(first, last, step):
+            xs = x[start:min(start + step, last)]
+            if post is None:
+                y[start:start + len(xs)] = conv2d_forward(xs, w, b, stride=stride, padding=padding,
+                                                          dilation=dilation, groups=groups,
+                                                          algorithm="im2col")[0]
+            else:
+                y[start:start + len(xs)] = _slice_then_post(xs, w, b, stride, padding, dilation,
+                                                            groups, (oh, ow), post)
+
+    parallel_parts(run, n, x.size + y.size)       # whole slices per thread, BLAS on one each
     return y
 
 
