@@ -25,6 +25,7 @@ import numpy as np
 from ..fold import _foldable, folded_parameters
 from ..functional import conv as F
 from ..functional._parallel import parallel_for
+from ..functional.conv_pool import conv2d_max_pool_fits, conv2d_max_pool_infer
 from .activation import ReLU
 from .conv import Conv1d, Conv2d
 from .linear import Linear
@@ -56,6 +57,9 @@ def _conv(conv: Module, bn: Module | None, x: Any, pool: Module | None) -> np.nd
     else:
         w, b = conv.weight.data, None if conv.bias is None else conv.bias.data
     if conv._nd == 2:
+        k = _pool_tile(conv, pool, x, w)
+        if k:
+            return conv2d_max_pool_infer(x, w, b, padding=conv._pads, k=k)
         return F.conv2d_infer(x, w, b, stride=conv.stride, padding=conv._pads,
                               dilation=conv.dilation, groups=conv.groups, post=pool)
     y = F.conv2d_infer(x[:, :, None, :], w[:, :, None, :], b,              # (N, C, 1, L)
@@ -63,6 +67,27 @@ def _conv(conv: Module, bn: Module | None, x: Any, pool: Module | None) -> np.nd
                        dilation=(1, conv.dilation[0]), groups=conv.groups)
     y = y[:, :, 0, :]                                               # (N, O, L_out)
     return y if pool is None else pool(y)
+
+
+def _pool_tile(conv: Module, pool: Module | None, x: np.ndarray, w: np.ndarray) -> int:
+    """k when conv + ``pool`` run faster as one strided GEMM (:mod:`~striate.functional.conv_pool`), else 0.
+
+    That needs a stride-1, undilated, ungrouped convolution on the im2col route with few
+    column rows, then a k x k max-pooling of stride k (no padding, floor mode) that fits.
+    """
+    if pool is None or tuple(conv.stride) != (1, 1) or tuple(conv.dilation) != (1, 1):
+        return 0
+    k = pool.kernel_size[0]
+    square = pool.kernel_size == (k, k) and pool.stride == (k, k)
+    if (conv.groups != 1 or not square or pool.padding != (0, 0) or pool.dilation != (1, 1)
+            or pool.ceil_mode or x.ndim != 4 or x.shape[1] != w.shape[1]
+            or not conv2d_max_pool_fits(w.shape, k)):
+        return 0
+    oh, ow = F.conv2d_output_hw(x.shape[2:], w.shape[2:], (1, 1), conv._pads, (1, 1))
+    if oh < k or ow < k or F.choose_algorithm(x, w, (1, 1), conv._pads, (1, 1), 1, "auto",
+                                              training=False) != "im2col":
+        return 0
+    return k
 
 
 def _plain_relu(m: Module | None) -> bool:

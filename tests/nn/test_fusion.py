@@ -200,17 +200,18 @@ def test_conv2d_infer_applies_post_slice_by_slice(algorithm, monkeypatch):
 @pytest.mark.parametrize("with_bn", [False, True])
 def test_conv_relu_max_pool_fuses_with_the_pool_on_slices(with_bn, monkeypatch):
     rng = np.random.default_rng(10)
-    layers = [nn.Conv2d(2, 4, 3, padding=1, dtype=np.float64, rng=rng)]
+    # 12 * 3 * 3 = 108 column rows: above conv_pool.MAX_TAPS, so not the strided-GEMM route
+    layers = [nn.Conv2d(12, 4, 3, padding=1, dtype=np.float64, rng=rng)]
     if with_bn:
         layers.append(nn.BatchNorm2d(4, dtype=np.float64))
     model = nn.Sequential(*layers, nn.ReLU(), nn.MaxPool2d(2), nn.Flatten())
     _randomise_bn(model, rng)
-    x = rng.standard_normal((10, 2, 8, 8))
+    x = rng.standard_normal((10, 12, 8, 8))
     unfused, _ = _both(model, x)
     shapes = []
     original = nn.MaxPool2d.forward
     monkeypatch.setattr(nn.MaxPool2d, "forward", lambda self, a: (shapes.append(a.shape), original(self, a))[1])
-    monkeypatch.setattr(FC, "INFER_COLS_BYTES", 2 * 9 * 64 * 8 * 3)           # three images a slice
+    monkeypatch.setattr(FC, "INFER_COLS_BYTES", 12 * 9 * 64 * 8 * 3)          # three images a slice
     with striate.no_grad():
         fused = model(x)
     assert max(s[1] for s in shapes) < 10                                    # never the whole batch
