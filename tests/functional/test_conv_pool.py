@@ -37,6 +37,8 @@ def test_float32_slices_and_nan(monkeypatch):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((9, 2, 8, 8)).astype(np.float32)
     x[3, 1, 4, 4] = np.nan
+    x[6, 0, 0, 7] = np.inf
+    x[7, 1, 2, 2] = -np.inf
     w = rng.standard_normal((4, 2, 3, 3)).astype(np.float32)
     b = rng.standard_normal(4).astype(np.float32)
     monkeypatch.setattr(CP, "SLICE_BYTES", 1)                    # one image a slice
@@ -44,7 +46,8 @@ def test_float32_slices_and_nan(monkeypatch):
     ref = _reference(x, w, b, ((1, 1), (1, 1)), 2)
     assert got.dtype == np.float32
     np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
-    assert np.isnan(got[3]).any()                                # a NaN spreads as in the pooling
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(ref))
+    assert np.isnan(got[3]).any() and np.isinf(got[6]).any()     # as conv then pool: no NaN from 0 * inf
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
 
 
