@@ -9,14 +9,17 @@ output channels, the kernel of channel (p, q, o) being W[o] shifted by (p, q)::
 
     Wt[(p, q, o), c, p + i, q + j] = W[o, c, i, j]     (zero elsewhere)
 
-Its im2col columns are (KH+k-1)(KW+k-1) / (k*k*KH*KW) the size of the stride-1
-columns (0.36 for 5x5 and k = 2), its GEMM has k*k times more rows (a GEMM with
-16 rows runs far below the machine's rate), and the pooling becomes an element-
-wise maximum of k*k contiguous blocks of the GEMM's output.  The price is
-(KH+k-1)(KW+k-1) / (KH*KW) times the multiply-adds (1.44 for 5x5, 1.78 for
-3x3), so it pays where im2col + GEMM is bound by memory, not by arithmetic: few
-input and output channels (fashion_cnn's first layer: 12.5 -> 8.8 ms for 1,000
-images with its pooling; BENCHMARKS.md, change 23).
+Its GEMM has k*k times more rows (a GEMM with 16 rows runs far below the
+machine's rate) and the pooling becomes an elementwise maximum of k*k contiguous
+blocks of its output.  Rearranging the input by space-to-depth (each k x k block
+of pixels as k*k channels) makes the stride-k convolution a stride-1 one over a
+k-times smaller grid, whose im2col columns are whole contiguous runs of the
+rearranged input: one copy per column row instead of one per image row.  The
+price is more multiply-adds: (KH+k-1)(KW+k-1) / (KH*KW) for the tiled kernel
+(1.44 for 5x5 and k = 2) and the grid's margin of KW/k - 1 columns per row, so it
+pays where im2col + GEMM is bound by memory, not arithmetic: few column rows
+(fashion_cnn's first layer with its pooling: 12.5 -> 7.9 ms for 1,000 images;
+BENCHMARKS.md, change 23).
 """
 
 from __future__ import annotations
@@ -33,9 +36,9 @@ from .pool import max_pool2d_forward
 # together, so that both are still in the cache when read back.
 SLICE_BYTES = 4 << 20
 # Worth it while the stride-1 columns have at most this many rows (C*KH*KW): there
-# im2col + GEMM is bound by memory, not arithmetic (measured: faster up to 75 rows,
-# slower from 144; BENCHMARKS.md, change 23).
-MAX_TAPS = 100
+# im2col + GEMM is bound by memory, not arithmetic (measured: 0.5-0.8x the time up to
+# 27 rows, even at 72-75, 1.1-2.9x from 144; BENCHMARKS.md, change 23).
+MAX_TAPS = 64
 
 
 def pool_tiled_weight(w: np.ndarray, k: int) -> np.ndarray:
@@ -60,6 +63,22 @@ def conv2d_max_pool_fits(w_shape: tuple[int, ...], k: int) -> bool:
     """
     _, c, kh, kw = w_shape
     return k >= 2 and c * kh * kw <= MAX_TAPS
+
+
+def _space_to_depth_weight(w: np.ndarray, k: int, kernel: tuple[int, int]) -> np.ndarray:
+    """The tiled kernel for the space-to-depth input: rows (p, q, o), columns ((c, a, b), i, j).
+
+    Tap (k*i + a, k*j + b) of the tiled kernel becomes tap (i, j) of channel (c, a, b).
+
+    Shape:
+        (O, C, KH, KW) -> (k*k*O, C*k*k*KHs*KWs), kernel = (KHs, KWs) = ceil((KH+k-1) / k), ...
+    """
+    o, c, kh, kw = w.shape
+    khs, kws = kernel
+    wt = pool_tiled_weight(w, k).reshape(k * k * o, c, kh + k - 1, kw + k - 1)
+    wt = np.pad(wt, ((0, 0), (0, 0), (0, k * khs - kh - k + 1), (0, k * kws - kw - k + 1)))
+    wt = wt.reshape(k * k * o, c, khs, k, kws, k).transpose(0, 1, 3, 5, 2, 4)  # (.., C, a, b, i, j)
+    return np.ascontiguousarray(wt).reshape(k * k * o, -1)
 
 
 def _space_to_depth(x: np.ndarray, padding: Pads, k: int, hs: int, ws: int,
@@ -145,11 +164,7 @@ def conv2d_max_pool_infer(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
     hs = max(-(-(h + pt + pb) // k), ph + khs - 1)                 # rearranged input's size
     ws = max(-(-(wd + pl + pr) // k), pw + kws - 1)
     dtype = np.result_type(x, w)
-    wt = pool_tiled_weight(w.astype(dtype, copy=False), k)        # (k*k*O, C*KHt*KWt)
-    wt = np.pad(wt.reshape(k * k * o, c, kh + k - 1, kw + k - 1),
-                ((0, 0), (0, 0), (0, k * khs - kh - k + 1), (0, k * kws - kw - k + 1)))
-    wt = wt.reshape(k * k * o, c, khs, k, kws, k).transpose(0, 1, 3, 5, 2, 4)
-    wt = np.ascontiguousarray(wt).reshape(k * k * o, -1)          # (k*k*O, C*k*k*KHs*KWs)
+    wt = _space_to_depth_weight(w.astype(dtype, copy=False), k, (khs, kws))
     y = np.empty((n, o, ph, pw), dtype=dtype)
     per_image = (wt.shape[1] + wt.shape[0]) * hs * ws * wt.itemsize   # columns + GEMM output
     step = max(1, SLICE_BYTES // max(per_image, 1))
