@@ -2,7 +2,7 @@
 
 from . import memory as _memory
 
-_memory._tune_blas_threads()        # before NumPy loads OpenBLAS, if it has not yet
+_memory._tune_blas_threads()        # idle BLAS threads sleep (also if NumPy is loaded already)
 _memory._apply_default()
 
 from . import data, errors, functional, init, models, nn, optim, train

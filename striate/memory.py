@@ -28,14 +28,29 @@ __all__ = ["retain_freed_memory"]
 # OpenBLAS's idle threads spin for 2**28 cycles (~0.1 s) after each multiply before they
 # sleep; on a 2-core machine they then compete with the threads striate runs its copies,
 # batch norm and pooling on.  2**4 cycles: they sleep at once (a ~20 us wake-up per GEMM).
-# OpenBLAS reads this when it loads, so it only takes effect if NumPy is imported after
-# striate (as by the ``striate`` command); a user's own value is kept.
+# OpenBLAS reads this when it loads; a user's own value is kept.
 BLAS_THREAD_TIMEOUT = "4"
 
 
-def _tune_blas_threads() -> None:
-    """Set OPENBLAS_THREAD_TIMEOUT unless set already (effective only before NumPy loads)."""
-    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", BLAS_THREAD_TIMEOUT)
+def _tune_blas_threads() -> bool:
+    """Set OPENBLAS_THREAD_TIMEOUT unless the user did; apply it even if NumPy is loaded.
+
+    Before NumPy loads, the variable is enough.  If NumPy (and its OpenBLAS) is loaded
+    already, OpenBLAS is asked to read its environment again and its threads are
+    stopped; the next multi-threaded multiply starts them with the new timeout (the
+    same restart OpenBLAS does after a fork).  Measured: 0.10 s of CPU time spun in the
+    0.3 s after a multiply without this, 0.00 with it.
+
+    Returns:
+        True if the timeout is in effect for NumPy's OpenBLAS (or will be when it loads).
+    """
+    if "OPENBLAS_THREAD_TIMEOUT" in os.environ:
+        return os.environ["OPENBLAS_THREAD_TIMEOUT"] == BLAS_THREAD_TIMEOUT
+    os.environ["OPENBLAS_THREAD_TIMEOUT"] = BLAS_THREAD_TIMEOUT
+    if "numpy" not in sys.modules:
+        return True
+    from .functional._blas import restart_blas_threads
+    return restart_blas_threads()
 
 # mallopt parameter numbers from glibc's <malloc.h>.
 _M_TRIM_THRESHOLD = -1

@@ -19,7 +19,7 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-__all__ = ["blas_threads_controllable", "one_blas_thread"]
+__all__ = ["blas_threads_controllable", "one_blas_thread", "restart_blas_threads"]
 
 # (set, get) symbol names: scipy-openblas wheels (NumPy >= 2), then plain OpenBLAS.
 _SYMBOLS = (
@@ -90,3 +90,31 @@ def one_blas_thread() -> Iterator[bool]:
         yield True
     finally:
         setter(previous)
+
+
+def restart_blas_threads() -> bool:
+    """Make NumPy's loaded OpenBLAS re-read its environment and stop its threads.
+
+    Its settings read from the environment at load time (``OPENBLAS_THREAD_TIMEOUT``)
+    then apply from the next multi-threaded call on, which starts the threads anew.
+    Must not run while another thread is inside a BLAS call (``import striate`` calls it).
+
+    Returns:
+        True if both OpenBLAS entry points were found and called.
+    """
+    for path in _library_paths():
+        try:
+            lib = ctypes.CDLL(path)               # already loaded by NumPy: same handle
+        except OSError:
+            continue
+        read_env = getattr(lib, "openblas_read_env", None)
+        shutdown = getattr(lib, "blas_thread_shutdown_", None)
+        if read_env is None or shutdown is None:
+            continue
+        read_env.argtypes, read_env.restype = [], None
+        shutdown.argtypes, shutdown.restype = [], ctypes.c_int
+        with _lock:
+            read_env()
+            shutdown()
+        return True
+    return False
