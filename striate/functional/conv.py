@@ -11,6 +11,7 @@ from ..errors import ConfigError, ShapeError
 from .conv_dft import (DftConvCache, DftGeometry, conv2d_dft_backward, conv2d_dft_forward,
                        dft_conv_costs, post_output_hw)
 from ._parallel import parallel_parts
+from .norm import channel_sum
 from .im2col import Pads, col2im_cm, im2col_cm, out_size, to_batch_major, to_channel_major
 
 
@@ -155,6 +156,8 @@ def _weight_matmul(w: np.ndarray, cols: np.ndarray, g: int) -> np.ndarray:
 
 # Inference works through the batch in slices whose columns stay in the CPU cache.
 INFER_COLS_BYTES = 8 << 20
+# Images per block of the weight gradient's stacked products (_weight_grad).
+WGRAD_BLOCK = 16
 
 
 def conv2d_infer(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
@@ -252,11 +255,12 @@ def conv2d_backward(dy: np.ndarray, cache: Conv2dCache | DftConvCache, *, need_d
     cols = cache.cols
     if cols is None:                                              # rebuilt: less memory kept
         cols = im2col_cm(cache.x, cache.pads, (kh, kw), cache.stride, cache.dilation, (oh, ow))
-    dy2 = to_channel_major(dy)                                    # (O, N*OH*OW)
-    db = dy2 @ np.ones(dy2.shape[1], dtype=dy2.dtype) if cache.has_bias else None
+    db = channel_sum(dy) if cache.has_bias else None              # (O,)
+    dy2 = None
     if g == 1:
-        dw = dy2 @ cols.T                                         # (O, C*KH*KW)
+        dw = _weight_grad(dy, cols)                               # (O, C*KH*KW)
     else:
+        dy2 = to_channel_major(dy)                                # (O, N*OH*OW)
         dw = np.matmul(dy2.reshape(g, o // g, -1),                # (G, O/G, N*OH*OW)
                        cols.reshape(g, k, -1).transpose(0, 2, 1))  # (G, O/G, Cg*KH*KW)
     cols = None                                                   # free before the dx pass
@@ -268,6 +272,8 @@ def conv2d_backward(dy: np.ndarray, cache: Conv2dCache | DftConvCache, *, need_d
     full = _full_pads(cache) if kh * kw > 1 and o <= 2 * c else None
     if full is not None:
         return _input_grad_as_conv(dy, cache, full), dw.reshape(w.shape), db
+    if dy2 is None:
+        dy2 = to_channel_major(dy)                                # (O, N*OH*OW)
     if g == 1:
         dcols = w.reshape(o, k).T @ dy2                           # (C*KH*KW, N*OH*OW)
     else:
@@ -279,6 +285,38 @@ def conv2d_backward(dy: np.ndarray, cache: Conv2dCache | DftConvCache, *, need_d
                     cache.stride, cache.dilation, (oh, ow))
     dx = np.ascontiguousarray(dxp[:, :, pt:pt + h, pl:pl + wd])
     return dx, dw.reshape(w.shape), db
+
+
+def _weight_grad(dy: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """dW = sum over images of dy[n] @ cols[:, n]^T, from batch-major dy (no channel-major copy).
+
+    Threads take blocks of WGRAD_BLOCK images: a stack of per-image products (numpy
+    hands each image's column block, a strided slice, to BLAS as it is), summed per
+    block, then the block sums in order, so the result does not depend on the thread
+    count.  Against one ``dy2 @ cols.T`` after a channel-major copy of dy: 0.89 ->
+    0.60 ms for fashion_cnn's first layer, 2.2 -> 1.0 ms for resnet20's
+    (BENCHMARKS.md, change 25).
+
+    Shape:
+        dy (N, O, OH, OW), cols (K, N*OH*OW) -> (O, K)
+    """
+    n, o = dy.shape[:2]
+    if n == 0:
+        return np.zeros((o, cols.shape[0]), dtype=np.result_type(dy, cols))
+    d3 = dy.reshape(n, o, -1)                                      # (N, O, P)
+    c3 = cols.reshape(cols.shape[0], n, -1)                        # (K, N, P)
+    starts = range(0, n, WGRAD_BLOCK)
+
+    def blocks(first: int, last: int) -> list[np.ndarray]:
+        sums = []
+        for a in starts[first:last]:
+            b = min(a + WGRAD_BLOCK, n)
+            stack = np.matmul(d3[a:b], c3[:, a:b].transpose(1, 2, 0))  # (b-a, O, K)
+            sums.append(stack.sum(axis=0))
+        return sums
+
+    parts = parallel_parts(blocks, len(starts), dy.size + cols.size)
+    return np.sum([s for part in parts for s in part], axis=0)
 
 
 def _full_pads(cache: Conv2dCache) -> Pads | None:

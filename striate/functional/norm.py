@@ -32,7 +32,7 @@ class BatchNormCache:
 
 def _as3d(a: np.ndarray) -> np.ndarray:
     """(N, C, *) -> (N, C, P) with P = prod(*) (1 for (N, C))."""
-    return a.reshape(a.shape[0], a.shape[1], -1)                     # (N, C, P)
+    return a.reshape(a.shape[0], a.shape[1], int(np.prod(a.shape[2:])))   # (N, C, P); N may be 0
 
 
 def channel_sum(a: np.ndarray) -> np.ndarray:
