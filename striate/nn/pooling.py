@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import ConfigError, ShapeError
 from ..functional import pool as F
+from ..functional import pool_lp as FLP
 from ..functional._utils import ntuple
 from . import adaptive_pooling
 from .adaptive_pooling import *  # noqa: F401,F403
@@ -254,10 +255,10 @@ class LPPool2d(_PoolNd):
     def forward(self, x: Any) -> np.ndarray:
         x = self._input(x)
         if self._nd == 2:
-            y, cache = F.lp_pool2d_forward(x, self.norm_type, kernel_size=self.kernel_size,
+            y, cache = FLP.lp_pool2d_forward(x, self.norm_type, kernel_size=self.kernel_size,
                                            stride=self.stride, ceil_mode=self.ceil_mode)
         else:
-            y, cache = F.lp_pool1d_forward(x, self.norm_type, kernel_size=self.kernel_size[0],
+            y, cache = FLP.lp_pool1d_forward(x, self.norm_type, kernel_size=self.kernel_size[0],
                                            stride=self.stride[0], ceil_mode=self.ceil_mode)
         self._keep(cache)
         return y
@@ -265,8 +266,8 @@ class LPPool2d(_PoolNd):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         cache = self._take()
         if self._nd == 2:
-            return F.lp_pool2d_backward(dy, cache)
-        return F.lp_pool1d_backward(dy, cache)
+            return FLP.lp_pool2d_backward(dy, cache)
+        return FLP.lp_pool1d_backward(dy, cache)
 
     def extra_repr(self) -> str:
         return (f"norm_type={self.norm_type}, kernel_size={self.kernel_size}, "
