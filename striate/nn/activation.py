@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import ConfigError, ShapeError
 from ..functional import activation as F
+from ..functional import softmax as FS
 from .module import Module
 from .parameter import Parameter
 
@@ -255,7 +256,7 @@ class _SoftmaxBase(_Activation):
 
     def _axis(self, x: np.ndarray) -> int:
         """The reduced axis for this input, in [0, max(ndim, 1))."""
-        dim = F.implicit_softmax_dim(x.ndim) if self.dim is None else self.dim
+        dim = FS.implicit_softmax_dim(x.ndim) if self.dim is None else self.dim
         n = max(x.ndim, 1)
         if not -n <= dim < n:
             raise ShapeError(
@@ -281,10 +282,10 @@ class Softmax(_SoftmaxBase):
     """
 
     def _kernel(self, x):
-        return F.softmax_forward(x, dim=self._axis(x))
+        return FS.softmax_forward(x, dim=self._axis(x))
 
     def _grad(self, dy, cache):
-        return F.softmax_backward(dy, cache)
+        return FS.softmax_backward(dy, cache)
 
 
 class LogSoftmax(_SoftmaxBase):
@@ -298,10 +299,10 @@ class LogSoftmax(_SoftmaxBase):
     """
 
     def _kernel(self, x):
-        return F.log_softmax_forward(x, dim=self._axis(x))
+        return FS.log_softmax_forward(x, dim=self._axis(x))
 
     def _grad(self, dy, cache):
-        return F.log_softmax_backward(dy, cache)
+        return FS.log_softmax_backward(dy, cache)
 
 
 class PReLU(Module):

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
-from ..functional import activation as FA
+from ..functional import softmax as FS
 from ..nn.module import Module
 from ..nn.normalization import _BatchNorm
 from ..nn.parameter import Parameter
@@ -49,14 +49,14 @@ class FlatSoftmax(Module):
         axis = self.axis % x.ndim if self.axis < 0 else self.axis
         rows = int(np.prod(x.shape[:axis], dtype=np.int64))
         x2 = x.reshape(rows, -1)                                      # (rows, prod(shape[axis:]))
-        kernel = FA.log_softmax_forward if self.log else FA.softmax_forward
+        kernel = FS.log_softmax_forward if self.log else FS.softmax_forward
         y2, cache = kernel(x2, dim=1)
         self._keep((cache, x.shape))
         return y2.reshape(x.shape)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         cache, shape = self._take()
-        kernel = FA.log_softmax_backward if self.log else FA.softmax_backward
+        kernel = FS.log_softmax_backward if self.log else FS.softmax_backward
         return kernel(dy.reshape(cache.y.shape), cache).reshape(shape)  # (rows, cols) -> input
 
     def extra_repr(self) -> str:

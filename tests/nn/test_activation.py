@@ -10,7 +10,7 @@ import pytest
 
 from striate import gradcheck, nn
 from striate.errors import ConfigError, DTypeError, ShapeError, StateError
-from striate.functional import activation as FA
+from striate.functional import softmax as FS
 from striate.functional.special import erf, erfc
 from tests.util import assert_close, compare_with_torch, torch_or_skip
 
@@ -77,7 +77,7 @@ def test_softmax_implicit_dim_matches_torch(cls, shape):
         warnings.simplefilter("ignore")            # torch warns about the implicit dim
         compare_with_torch(getattr(nn, cls)(), getattr(torch.nn, cls)(), [x], np.float64)
     expect = 0 if len(shape) in (1, 3) else 1
-    assert FA.implicit_softmax_dim(len(shape)) == expect
+    assert FS.implicit_softmax_dim(len(shape)) == expect
     if cls == "Softmax":
         np.testing.assert_allclose(nn.Softmax()(x).sum(axis=expect), 1.0, rtol=1e-12)
 
