@@ -156,8 +156,11 @@ def _weight_matmul(w: np.ndarray, cols: np.ndarray, g: int) -> np.ndarray:
 
 # Inference works through the batch in slices whose columns stay in the CPU cache.
 INFER_COLS_BYTES = 8 << 20
-# Images per block of the weight gradient's stacked products (_weight_grad).
+# Images per block of the weight gradient's stacked products (_weight_grad), used while
+# dW has at most WGRAD_STACK_MAX entries: one large GEMM with so small an output runs on
+# few cores; for larger dW the per-image products are the slower (BENCHMARKS.md, change 26).
 WGRAD_BLOCK = 16
+WGRAD_STACK_MAX = 8192
 
 
 def conv2d_infer(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
@@ -199,9 +202,11 @@ def conv2d_infer(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
     out_hw = post_output_hw(post, (oh, ow), dtype)
     y = np.empty((n, o) + tuple(out_hw), dtype=dtype)
 
+    starts = range(0, n, step)          # the same slices whatever the thread count
+
     def run(first: int, last: int) -> None:
-        for start in range(first, last, step):
-            xs = x[start:min(start + step, last)]
+        for start in starts[first:last]:
+            xs = x[start:start + step]
             if post is None:
                 y[start:start + len(xs)] = conv2d_forward(xs, w, b, stride=stride, padding=padding,
                                                           dilation=dilation, groups=groups,
@@ -210,7 +215,7 @@ def conv2d_infer(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
                 y[start:start + len(xs)] = _slice_then_post(xs, w, b, stride, padding, dilation,
                                                             groups, (oh, ow), post)
 
-    parallel_parts(run, n, x.size + y.size)       # whole slices per thread, BLAS on one each
+    parallel_parts(run, len(starts), x.size + y.size)   # whole slices per thread, BLAS on one each
     return y
 
 
@@ -257,7 +262,7 @@ def conv2d_backward(dy: np.ndarray, cache: Conv2dCache | DftConvCache, *, need_d
         cols = im2col_cm(cache.x, cache.pads, (kh, kw), cache.stride, cache.dilation, (oh, ow))
     db = channel_sum(dy) if cache.has_bias else None              # (O,)
     dy2 = None
-    if g == 1:
+    if g == 1 and o * k <= WGRAD_STACK_MAX:
         dw = _weight_grad(dy, cols)                               # (O, C*KH*KW)
     else:
         dy2 = to_channel_major(dy)                                # (O, N*OH*OW)

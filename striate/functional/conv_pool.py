@@ -186,10 +186,11 @@ def conv2d_max_pool_infer(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
         grid = best.reshape(o, m, hs, ws)[:, :, :ph, :pw]          # (O, m, PH, PW)
         np.copyto(out, grid.transpose(1, 0, 2, 3))
 
-    def run(first: int, last: int) -> None:
-        for start in range(first, last, step):
-            stop = min(start + step, last)
-            one(x[start:stop], y[start:stop])
+    starts = range(0, n, step)              # the same slices whatever the thread count
 
-    parallel_parts(run, n, x.size + y.size)                        # whole slices per thread
+    def run(first: int, last: int) -> None:
+        for start in starts[first:last]:
+            one(x[start:start + step], y[start:start + step])
+
+    parallel_parts(run, len(starts), x.size + y.size)              # whole slices per thread
     return y
