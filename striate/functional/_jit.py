@@ -1,0 +1,310 @@
+"""Direct-convolution kernels generated as LLVM IR and compiled at run time (optional).
+
+NumPy cannot express a convolution's inner loop: im2col + GEMM copies the input
+KH*KW times and OpenBLAS runs GEMMs with 16 output rows far below its rate.  When
+``llvmlite`` (on PyPI, LLVM in a wheel) is installed, this module builds two small
+kernels with explicit vector types, compiled for the machine it runs on:
+
+* ``forward``: y[n, o, oh, ow] = bias[o] + sum_{c,i,j} w[o, c, i, j] *
+  xp[n, c, oh + i*dh, ow + j*dw] over a zero-padded input.  A block of OB output
+  channels times T vectors of L output columns stays in registers while the loop
+  runs over (c, i, j); each input vector loaded feeds OB fused multiply-adds.
+* ``weight``: dw[o, c, i, j] += sum_{n,oh,ow} dy[n, o, oh, ow] * xp[n, c, oh + i*dh,
+  ow + j*dw], with a block of OB x KH x KW vector accumulators.
+
+Sizes are run-time arguments; only the kernel's shape (KH, KW, dilation, OB, the
+dtype) is compiled in, so a handful of kernels serve every layer.  The last vector
+of a row is masked, so any width works.  Set ``STRIATE_JIT=0`` to use the NumPy
+routes only.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from functools import lru_cache
+from typing import Callable
+
+import numpy as np
+
+try:                                                   # optional dependency
+    import llvmlite.binding as _llvm
+    import llvmlite.ir as _ir
+except ModuleNotFoundError:                            # pragma: no cover - exercised without it
+    _llvm = _ir = None
+
+__all__ = ["jit_available", "forward_kernel", "weight_kernel", "LANES", "TILE"]
+
+# Vector lanes per dtype (one AVX-512 register; LLVM splits them where the CPU has less).
+LANES = {"float32": 16, "float64": 8}
+# Output vectors per row tile of the forward kernel (T): OB * T accumulators in registers.
+TILE = 2
+
+_lock = threading.Lock()
+_engines: list = []                                    # keep compiled code alive
+_target_machine = None
+
+
+def jit_available() -> bool:
+    """True when llvmlite is installed and STRIATE_JIT is not 0/false/no/off."""
+    if _llvm is None:
+        return False
+    return os.environ.get("STRIATE_JIT", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _machine():
+    """The LLVM target machine for this CPU (initialised once)."""
+    global _target_machine
+    if _target_machine is None:
+        _llvm.initialize_native_target()
+        _llvm.initialize_native_asmprinter()
+        target = _llvm.Target.from_default_triple()
+        _target_machine = target.create_target_machine(
+            cpu=_llvm.get_host_cpu_name(), features=_llvm.get_host_cpu_features().flatten(), opt=3)
+    return _target_machine
+
+
+def _compile(module, name: str, argtypes: list) -> Callable:
+    """Optimise and compile an llvmlite module; the C function ``name`` as a ctypes callable."""
+    with _lock:
+        tm = _machine()
+        parsed = _llvm.parse_assembly(str(module))
+        parsed.verify()
+        builder = _llvm.create_pass_builder(tm, _llvm.create_pipeline_tuning_options(speed_level=3))
+        builder.getModulePassManager().run(parsed, builder)
+        engine = _llvm.create_mcjit_compiler(parsed, tm)
+        engine.finalize_object()
+        _engines.append(engine)
+        address = engine.get_function_address(name)
+    return ctypes.CFUNCTYPE(None, *argtypes)(address)
+
+
+class _Builder:
+    """Helpers around an llvmlite IRBuilder for counted loops and vector operations."""
+
+    def __init__(self, fn, scalar, lanes: int) -> None:
+        self.fn, self.scalar, self.lanes = fn, scalar, lanes
+        self.i64 = _ir.IntType(64)
+        self.vec = _ir.VectorType(scalar, lanes)
+        self.b = _ir.IRBuilder(fn.append_basic_block("entry"))
+        module = fn.module
+        suffix = f"v{lanes}{'f32' if isinstance(scalar, _ir.FloatType) else 'f64'}"
+        self.fma = _declare(module, f"llvm.fma.{suffix}", self.vec, [self.vec] * 3)
+        mask = _ir.VectorType(_ir.IntType(1), lanes)
+        ptr = _ir.PointerType(self.vec)
+        self.mstore = _declare(module, f"llvm.masked.store.{suffix}.p0", _ir.VoidType(),
+                               [self.vec, ptr, _ir.IntType(32), mask])
+        self.mload = _declare(module, f"llvm.masked.load.{suffix}.p0", self.vec,
+                              [ptr, _ir.IntType(32), mask, self.vec])
+        self.align = _ir.Constant(_ir.IntType(32), 4 if isinstance(scalar, _ir.FloatType) else 8)
+        self.lane_ids = _ir.Constant(_ir.VectorType(self.i64, lanes), list(range(lanes)))
+        self.zero = _ir.Constant(self.vec, [0.0] * lanes)
+
+    def const(self, v: int):
+        return _ir.Constant(self.i64, v)
+
+    def loop(self, lo, hi, step: int, name: str, body: Callable) -> None:
+        """for (i = lo; i < hi; i += step) body(i)."""
+        b = self.b
+        pre = b.block
+        head = self.fn.append_basic_block(name + ".head")
+        inside = self.fn.append_basic_block(name + ".body")
+        end = self.fn.append_basic_block(name + ".end")
+        b.branch(head)
+        b.position_at_end(head)
+        i = b.phi(self.i64, name=name)
+        i.add_incoming(lo, pre)
+        b.cbranch(b.icmp_signed("<", i, hi), inside, end)
+        b.position_at_end(inside)
+        body(i)
+        nxt = b.add(i, self.const(step))
+        i.add_incoming(nxt, b.block)
+        b.branch(head)
+        b.position_at_end(end)
+
+    def index(self, *terms):
+        """Horner form: ((t0 * s1 + t1) * s2 + t2)...; terms alternate value, size, value..."""
+        b = self.b
+        acc = terms[0]
+        for k in range(1, len(terms), 2):
+            acc = b.add(b.mul(acc, terms[k]), terms[k + 1])
+        return acc
+
+    def vptr(self, base, offset):
+        return self.b.bitcast(self.b.gep(base, [offset]), _ir.PointerType(self.vec))
+
+    def splat(self, scalar):
+        b = self.b
+        one = b.insert_element(_ir.Constant(self.vec, _ir.Undefined), scalar,
+                               _ir.Constant(_ir.IntType(32), 0))
+        return b.shuffle_vector(one, _ir.Constant(self.vec, _ir.Undefined),
+                                _ir.Constant(_ir.VectorType(_ir.IntType(32), self.lanes),
+                                             [0] * self.lanes))
+
+    def mask(self, start, limit):
+        """Lanes start .. start+L-1 that are below ``limit``."""
+        b = self.b
+        starts = b.add(self.splat_i64(start), self.lane_ids)
+        return b.icmp_signed("<", starts, self.splat_i64(limit))
+
+    def splat_i64(self, value):
+        b = self.b
+        vt = _ir.VectorType(self.i64, self.lanes)
+        one = b.insert_element(_ir.Constant(vt, _ir.Undefined), value, _ir.Constant(_ir.IntType(32), 0))
+        return b.shuffle_vector(one, _ir.Constant(vt, _ir.Undefined),
+                                _ir.Constant(_ir.VectorType(_ir.IntType(32), self.lanes), [0] * self.lanes))
+
+
+def _declare(module, name: str, ret, args):
+    return _ir.Function(module, _ir.FunctionType(ret, args), name=name)
+
+
+def _scalar(dtype: str):
+    return _ir.FloatType() if dtype == "float32" else _ir.DoubleType()
+
+
+def _ctype(dtype: str):
+    return ctypes.c_float if dtype == "float32" else ctypes.c_double
+
+
+@lru_cache(maxsize=None)
+def forward_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int) -> Callable:
+    """The compiled forward kernel for one kernel shape, dilation, channel block and dtype.
+
+    C signature: ``f(xp, w, bias, y, n0, n1, o0, o1, C, O, Hp, Wp, OH, OW)`` computes
+    images n0..n1-1 and output channels o0..o1-1 (o1 - o0 a multiple of ``ob``) of
+    y (N, O, OH, OW) from xp (N, C, Hp, Wp) (allocated with at least
+    ``TILE * LANES + (KW - 1) * dw`` elements after it), w (O, C, KH, KW) and bias (O,).
+    """
+    lanes, scalar = LANES[dtype], _scalar(dtype)
+    module = _ir.Module(name=f"conv_fwd_{dtype}_{kh}x{kw}")
+    fp, i64 = _ir.PointerType(scalar), _ir.IntType(64)
+    fn = _ir.Function(module, _ir.FunctionType(_ir.VoidType(), [fp] * 4 + [i64] * 10), name="forward")
+    xp, w, bias, y, n0, n1, o0, o1, cc, oo, hp, wp, oh_n, ow_n = fn.args
+    for a in (xp, w, bias, y):
+        a.add_attribute("noalias")
+    k = _Builder(fn, scalar, lanes)
+    b = k.b
+    acc = b.alloca(_ir.ArrayType(k.vec, ob * TILE))
+    slot = [b.gep(acc, [k.const(0), k.const(q)]) for q in range(ob * TILE)]
+    taps = k.const(kh * kw)
+
+    def per_image(n):
+        def per_block(o_start):
+            def per_row(oh):
+                def per_tile(ow0):
+                    for o in range(ob):
+                        start = k.splat(b.load(b.gep(bias, [b.add(o_start, k.const(o))])))
+                        for t in range(TILE):
+                            b.store(start, slot[o * TILE + t])
+
+                    def per_channel(c):
+                        def per_kernel_row(i):
+                            row = k.index(n, cc, c, hp, b.add(oh, b.mul(i, k.const(dh))), wp, ow0)
+                            wrow = b.add(b.mul(k.index(o_start, cc, c), taps), b.mul(i, k.const(kw)))
+                            sums = [b.load(q) for q in slot]
+                            for j in range(kw):
+                                xs = [b.load(k.vptr(xp, b.add(row, k.const(j * dw + t * lanes))),
+                                             align=1) for t in range(TILE)]
+                                for o in range(ob):                 # W[o_start + o, c, i, j]
+                                    at = b.add(b.add(wrow, b.mul(k.const(o), b.mul(cc, taps))),
+                                               k.const(j))
+                                    wv = k.splat(b.load(b.gep(w, [at])))
+                                    for t in range(TILE):
+                                        q = o * TILE + t
+                                        sums[q] = b.call(k.fma, [wv, xs[t], sums[q]])
+                            for q in range(ob * TILE):
+                                b.store(sums[q], slot[q])
+                        k.loop(k.const(0), k.const(kh), 1, "i", per_kernel_row)
+                    k.loop(k.const(0), cc, 1, "c", per_channel)
+                    for o in range(ob):
+                        base = k.index(n, oo, b.add(o_start, k.const(o)), oh_n, oh, ow_n, ow0)
+                        for t in range(TILE):
+                            col = b.add(ow0, k.const(t * lanes))
+                            b.call(k.mstore, [b.load(slot[o * TILE + t]),
+                                              k.vptr(y, b.add(base, k.const(t * lanes))),
+                                              k.align, k.mask(col, ow_n)])
+                k.loop(k.const(0), ow_n, TILE * lanes, "ow", per_tile)
+            k.loop(k.const(0), oh_n, 1, "oh", per_row)
+        k.loop(o0, o1, ob, "ob", per_block)
+    k.loop(n0, n1, 1, "n", per_image)
+    b.ret_void()
+    ptr = ctypes.c_void_p
+    return _compile(module, "forward", [ptr] * 4 + [ctypes.c_int64] * 10)
+
+
+@lru_cache(maxsize=None)
+def weight_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int) -> Callable:
+    """The compiled weight-gradient kernel for one kernel shape, dilation, block and dtype.
+
+    C signature: ``f(xp, dy, dw, n0, n1, o0, o1, C, O, Hp, Wp, OH, OW)`` adds, for
+    output channels o0..o1-1 (o1 - o0 a multiple of ``ob``), the sum over images
+    n0..n1-1 to dw (O, C, KH, KW).  Reads outside a row are masked (exact even next
+    to an inf).
+    """
+    lanes, scalar = LANES[dtype], _scalar(dtype)
+    module = _ir.Module(name=f"conv_wgrad_{dtype}_{kh}x{kw}")
+    fp, i64 = _ir.PointerType(scalar), _ir.IntType(64)
+    fn = _ir.Function(module, _ir.FunctionType(_ir.VoidType(), [fp] * 3 + [i64] * 10), name="weight")
+    xp, dy, dwt, n0, n1, o0, o1, cc, oo, hp, wp, oh_n, ow_n = fn.args
+    for a in (xp, dy, dwt):
+        a.add_attribute("noalias")
+    k = _Builder(fn, scalar, lanes)
+    b = k.b
+    count = ob * kh * kw
+    acc = b.alloca(_ir.ArrayType(k.vec, count))
+    slot = [b.gep(acc, [k.const(0), k.const(q)]) for q in range(count)]
+    taps = k.const(kh * kw)
+
+    def per_block(o_start):
+        def per_channel(c):
+            for q in range(count):
+                b.store(k.zero, slot[q])
+
+            def per_image(n):
+                def per_row(oh):
+                    def per_vector(ow0):
+                        m = k.mask(ow0, ow_n)
+                        sums = [b.load(q) for q in slot]
+                        grads = [b.call(k.mload, [k.vptr(dy, k.index(n, oo, b.add(o_start, k.const(o)),
+                                                                     oh_n, oh, ow_n, ow0)),
+                                                  k.align, m, k.zero]) for o in range(ob)]
+                        for i in range(kh):
+                            row = k.index(n, cc, c, hp, b.add(oh, k.const(i * dh)), wp, ow0)
+                            for j in range(kw):
+                                xv = b.call(k.mload, [k.vptr(xp, b.add(row, k.const(j * dw))),
+                                                      k.align, m, k.zero])
+                                for o in range(ob):
+                                    q = (o * kh + i) * kw + j
+                                    sums[q] = b.call(k.fma, [grads[o], xv, sums[q]])
+                        for q in range(count):
+                            b.store(sums[q], slot[q])
+                    k.loop(k.const(0), ow_n, lanes, "ow", per_vector)
+                k.loop(k.const(0), oh_n, 1, "oh", per_row)
+            k.loop(n0, n1, 1, "n", per_image)
+            for o in range(ob):
+                for q in range(kh * kw):
+                    total = _hsum(b, b.load(slot[o * kh * kw + q]), lanes, scalar)
+                    at = b.gep(dwt, [b.add(b.mul(k.index(b.add(o_start, k.const(o)), cc, c), taps),
+                                           k.const(q))])
+                    b.store(b.fadd(b.load(at), total), at)
+        k.loop(k.const(0), cc, 1, "c", per_channel)
+    k.loop(o0, o1, ob, "ob", per_block)
+    b.ret_void()
+    ptr = ctypes.c_void_p
+    return _compile(module, "weight", [ptr] * 3 + [ctypes.c_int64] * 10)
+
+
+def _hsum(b, vec, lanes: int, scalar):
+    """The sum of a vector's lanes, as a fixed tree of halvings (deterministic)."""
+    width = lanes
+    while width > 1:
+        half = width // 2
+        lo = b.shuffle_vector(vec, vec, _ir.Constant(_ir.VectorType(_ir.IntType(32), half),
+                                                     list(range(half))))
+        hi = b.shuffle_vector(vec, vec, _ir.Constant(_ir.VectorType(_ir.IntType(32), half),
+                                                     list(range(half, width))))
+        vec = b.fadd(lo, hi)
+        width = half
+    return b.extract_element(vec, _ir.Constant(_ir.IntType(32), 0))

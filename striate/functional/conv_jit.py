@@ -1,0 +1,189 @@
+"""Stride-1 2-D convolution with compiled direct kernels (the "jit" route; needs llvmlite).
+
+Forward: the input is zero-padded once and the kernel of
+:mod:`striate.functional._jit` computes every output directly, a block of output
+channels x output columns at a time in vector registers: no im2col columns, no
+GEMM.  Backward:
+
+* dx is a stride-1 convolution of dy, zero-padded by d*(K-1) - pad on each side,
+  with the kernel flipped and its channel axes swapped: the same forward kernel;
+* dw comes from the weight kernel, over fixed blocks of WGRAD_IMAGES images (each
+  block's sum in its own buffer, the blocks added in order), so the result does
+  not depend on the thread count;
+* db is the per-channel sum of dy.
+
+The cache keeps the padded input (the same size as the input, not KH*KW times).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _jit
+from ._parallel import parallel_for, parallel_parts
+from .im2col import Pads
+from .norm import channel_sum
+
+# Output channels per block of the forward kernel (its registers hold OB x TILE vectors).
+FORWARD_BLOCK = 4
+# Images per block of the weight gradient (also the unit of its thread split).
+WGRAD_IMAGES = 4
+
+
+@dataclass(frozen=True)
+class JitConvCache:
+    """What conv2d_jit_backward needs: the padded input (flat, with a tail) and the geometry."""
+
+    xp: np.ndarray                       # (N*C*Hp*Wp + tail,) zero-padded input
+    x_shape: tuple[int, int, int, int]   # (N, C, H, W)
+    w: np.ndarray                        # (O, C, KH, KW)
+    pads: Pads
+    dilation: tuple[int, int]
+    has_bias: bool
+
+
+def jit_eligible(x: np.ndarray, w: np.ndarray, stride: tuple[int, int], padding: Pads,
+                 dilation: tuple[int, int], groups: int) -> bool:
+    """Whether the jit route can run this convolution (and its backward pass)."""
+    kh, kw = w.shape[2:]
+    (pt, pb), (pl, pr) = padding
+    dh, dw = dilation
+    return (_jit.jit_available() and tuple(stride) == (1, 1) and groups == 1
+            and x.dtype == w.dtype and x.dtype in (np.float32, np.float64) and kh * kw > 1
+            and min(dh * (kh - 1) - pt, dh * (kh - 1) - pb,
+                    dw * (kw - 1) - pl, dw * (kw - 1) - pr) >= 0)
+
+
+def _padded(x: np.ndarray, pads: Pads, kw: int, dw: int) -> np.ndarray:
+    """x zero-padded into a flat buffer with room for the kernels' last vector reads.
+
+    Shape:
+        (N, C, H, W) -> (N*C*Hp*Wp + tail,)
+    """
+    n, c, h, w = x.shape
+    (pt, pb), (pl, pr) = pads
+    hp, wp = h + pt + pb, w + pl + pr
+    tail = _jit.TILE * _jit.LANES[x.dtype.name] + (kw - 1) * dw
+    flat = np.zeros(n * c * hp * wp + tail, dtype=x.dtype)
+    grid = flat[:n * c * hp * wp].reshape(n, c, hp, wp)            # (N, C, Hp, Wp)
+
+    def copy(start: int, stop: int) -> None:
+        grid[start:stop, :, pt:pt + h, pl:pl + w] = x[start:stop]
+
+    parallel_for(copy, n, x.size)
+    return flat
+
+
+def _run_forward(xp: np.ndarray, x_shape: tuple[int, ...], w: np.ndarray, b: np.ndarray,
+                 pads: Pads, dilation: tuple[int, int]) -> np.ndarray:
+    """The forward kernel over a padded buffer, the batch split over the threads."""
+    n, c, h, wd = x_shape
+    o, _, kh, kw = w.shape
+    (pt, pb), (pl, pr) = pads
+    hp, wp = h + pt + pb, wd + pl + pr
+    oh, ow = hp - dilation[0] * (kh - 1), wp - dilation[1] * (kw - 1)
+    y = np.empty((n, o, oh, ow), dtype=w.dtype)
+    w = np.ascontiguousarray(w)
+    b = np.ascontiguousarray(b, dtype=w.dtype)
+    dt = w.dtype.name
+    block = _jit.forward_kernel(dt, kh, kw, dilation[0], dilation[1], FORWARD_BLOCK)
+    single = _jit.forward_kernel(dt, kh, kw, dilation[0], dilation[1], 1)
+    main = o - o % FORWARD_BLOCK
+    ptrs = (xp.ctypes.data, w.ctypes.data, b.ctypes.data, y.ctypes.data)
+    dims = (c, o, hp, wp, oh, ow)
+
+    def run(start: int, stop: int) -> None:
+        if main:
+            block(*ptrs, start, stop, 0, main, *dims)
+        if main < o:
+            single(*ptrs, start, stop, main, o, *dims)
+
+    parallel_for(run, n, n * (c + o) * hp * wp)
+    return y
+
+
+def conv2d_jit_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
+                       padding: Pads = ((0, 0), (0, 0)), dilation: tuple[int, int] = (1, 1),
+                       keep: bool = True) -> tuple[np.ndarray, JitConvCache | None]:
+    """Stride-1, groups-1 conv2d (cross-correlation) with the compiled direct kernel.
+
+    Args:
+        x: input (N, C, H, W), float32 or float64.
+        w: weight (O, C, KH, KW) of x's dtype.
+        b: bias (O,) or None.
+        padding: ((top, bottom), (left, right)) zero padding.
+        dilation: (dh, dw).
+        keep: return the cache for the backward pass (False: inference, None).
+
+    Shape:
+        (N, C, H, W) -> (N, O, OH, OW), OH = H + top + bottom - dh*(KH-1) (likewise OW).
+
+    Returns:
+        (y, cache) for :func:`conv2d_jit_backward`; y equals conv2d_forward's to rounding.
+    """
+    kw = w.shape[3]
+    xp = _padded(x, padding, kw, dilation[1])
+    bias = np.zeros(w.shape[0], dtype=w.dtype) if b is None else b.astype(w.dtype, copy=False)
+    y = _run_forward(xp, x.shape, w, bias, padding, dilation)
+    if not keep:
+        return y, None
+    return y, JitConvCache(xp, tuple(x.shape), w, padding, tuple(dilation), b is not None)
+
+
+def conv2d_jit_backward(dy: np.ndarray, cache: JitConvCache, *, need_dx: bool = True
+                        ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """Gradients of conv2d_jit_forward.
+
+    Returns:
+        (dx (N, C, H, W) or None, dw (O, C, KH, KW), db (O,) or None).
+    """
+    dy = np.ascontiguousarray(dy, dtype=cache.w.dtype)
+    dw = _weight_grad(dy, cache)
+    db = channel_sum(dy) if cache.has_bias else None
+    if not need_dx:
+        return None, dw, db
+    w = cache.w
+    o, c, kh, kw = w.shape
+    dh, dwl = cache.dilation
+    (pt, pb), (pl, pr) = cache.pads
+    full = ((dh * (kh - 1) - pt, dh * (kh - 1) - pb), (dwl * (kw - 1) - pl, dwl * (kw - 1) - pr))
+    w_t = np.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])   # (C, O, KH, KW) flipped
+    dyp = _padded(dy, full, kw, dwl)
+    dx = _run_forward(dyp, dy.shape, w_t, np.zeros(c, dtype=w.dtype), full, cache.dilation)
+    return dx, dw, db
+
+
+def _weight_grad(dy: np.ndarray, cache: JitConvCache) -> np.ndarray:
+    """dw from the weight kernel, in fixed image blocks summed in order.
+
+    Shape:
+        dy (N, O, OH, OW) -> (O, C, KH, KW)
+    """
+    n, c, h, wd = cache.x_shape
+    o, _, kh, kw = cache.w.shape
+    (pt, pb), (pl, pr) = cache.pads
+    hp, wp = h + pt + pb, wd + pl + pr
+    oh, ow = dy.shape[2:]
+    dt = dy.dtype.name
+    kernel = _jit.weight_kernel(dt, kh, kw, cache.dilation[0], cache.dilation[1], 1)
+    starts = range(0, n, WGRAD_IMAGES)
+    dims = (c, o, hp, wp, oh, ow)
+
+    def blocks(first: int, last: int) -> list[np.ndarray]:
+        sums = []
+        for start in starts[first:last]:
+            part = np.zeros((o, c, kh, kw), dtype=dy.dtype)
+            kernel(cache.xp.ctypes.data, dy.ctypes.data, part.ctypes.data,
+                   start, min(start + WGRAD_IMAGES, n), 0, o, *dims)
+            sums.append(part)
+        return sums
+
+    parts = [s for group in parallel_parts(blocks, len(starts), dy.size * c) for s in group]
+    if not parts:
+        return np.zeros((o, c, kh, kw), dtype=dy.dtype)
+    total = parts[0]
+    for part in parts[1:]:
+        total += part
+    return total
