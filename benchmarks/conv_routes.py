@@ -7,8 +7,10 @@ For each stride-1 shape (N, C, O, H=W, K) it times inference (``conv2d_infer``)
 and a training step of the layer (``conv2d_forward`` + ``conv2d_backward``) with
 each route, medians of interleaved repeats, and prints speed-ups (im2col time /
 DFT time: above 1 the DFT route is faster), the cost model's ratio
-(``dft_conv_costs``) and the route "auto" takes.  Rerun it to re-fit
-``DFT_MIN_RATIO_TRAIN`` / ``DFT_MIN_RATIO_INFER`` on another machine.
+(``dft_conv_costs``) and the NumPy route "auto" takes (its choice between these two;
+with llvmlite installed "auto" may take the compiled kernels first, see
+``conv.JIT_MIN_WIDTH``).  Rerun it to re-fit ``DFT_MIN_RATIO_TRAIN`` /
+``DFT_MIN_RATIO_INFER`` on another machine.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ def measure(shape: tuple, repeats: int) -> dict:
     ms = _median_ms({"infer_im2col": infer("im2col"), "infer_dft": infer("dft"),
                      "train_im2col": step("im2col"), "train_dft": step("dft")}, repeats)
     direct, dft = dft_conv_costs(DftGeometry(n, c, o, (h, h), (k, k), pads, (1, 1)))
-    auto = {mode: C.choose_algorithm(x, w, (1, 1), pads, (1, 1), 1, "auto", training=mode == "train")
+    auto = {mode: C._numpy_route(x, w, (1, 1), pads, (1, 1), 1, "auto", mode == "train")
             for mode in ("train", "infer")}
     return {"shape": shape, **ms, "model_ratio": direct / dft, "auto": auto}
 

@@ -34,12 +34,24 @@ try:                                                   # optional dependency
 except ModuleNotFoundError:                            # pragma: no cover - exercised without it
     _llvm = _ir = None
 
-__all__ = ["jit_available", "forward_kernel", "weight_kernel", "LANES", "TILE"]
+__all__ = ["jit_available", "forward_kernel", "weight_kernel", "LANES", "row_blocking"]
 
 # Vector lanes per dtype (one AVX-512 register; LLVM splits them where the CPU has less).
 LANES = {"float32": 16, "float64": 8}
-# Output vectors per row tile of the forward kernel (T): OB * T accumulators in registers.
-TILE = 2
+
+
+def row_blocking(dtype: str, width: int) -> tuple[int, int]:
+    """(lanes, vectors) per row tile for output rows of ``width`` columns: little masked waste.
+
+    Two full vectors for wide rows, one for rows about one vector wide, a half-width
+    vector for narrow rows (an 8-column row in 16 lanes would waste half of them).
+    """
+    full = LANES[dtype]
+    if width >= full + full // 2:
+        return full, 2
+    if width >= (3 * full) // 4:
+        return full, 1
+    return full // 2, 1
 
 _lock = threading.Lock()
 _engines: list = []                                    # keep compiled code alive
@@ -169,15 +181,17 @@ def _ctype(dtype: str):
 
 
 @lru_cache(maxsize=None)
-def forward_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int) -> Callable:
-    """The compiled forward kernel for one kernel shape, dilation, channel block and dtype.
+def forward_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lanes: int,
+                   tile: int) -> Callable:
+    """The compiled forward kernel for one kernel shape, dilation, block shape and dtype.
 
     C signature: ``f(xp, w, bias, y, n0, n1, o0, o1, C, O, Hp, Wp, OH, OW)`` computes
     images n0..n1-1 and output channels o0..o1-1 (o1 - o0 a multiple of ``ob``) of
     y (N, O, OH, OW) from xp (N, C, Hp, Wp) (allocated with at least
-    ``TILE * LANES + (KW - 1) * dw`` elements after it), w (O, C, KH, KW) and bias (O,).
+    ``2 * LANES + (KW - 1) * dw`` elements after it), w (O, C, KH, KW) and bias (O,),
+    ``ob`` output channels x ``tile`` vectors of ``lanes`` columns at a time.
     """
-    lanes, scalar = LANES[dtype], _scalar(dtype)
+    scalar = _scalar(dtype)
     module = _ir.Module(name=f"conv_fwd_{dtype}_{kh}x{kw}")
     fp, i64 = _ir.PointerType(scalar), _ir.IntType(64)
     fn = _ir.Function(module, _ir.FunctionType(_ir.VoidType(), [fp] * 4 + [i64] * 10), name="forward")
@@ -186,18 +200,16 @@ def forward_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int) -> C
         a.add_attribute("noalias")
     k = _Builder(fn, scalar, lanes)
     b = k.b
-    acc = b.alloca(_ir.ArrayType(k.vec, ob * TILE))
-    slot = [b.gep(acc, [k.const(0), k.const(q)]) for q in range(ob * TILE)]
+    acc = b.alloca(_ir.ArrayType(k.vec, ob * tile))
+    slot = [b.gep(acc, [k.const(0), k.const(q)]) for q in range(ob * tile)]
     taps = k.const(kh * kw)
 
     def per_image(n):
         def per_block(o_start):
             def per_row(oh):
                 def per_tile(ow0):
-                    for o in range(ob):
-                        start = k.splat(b.load(b.gep(bias, [b.add(o_start, k.const(o))])))
-                        for t in range(TILE):
-                            b.store(start, slot[o * TILE + t])
+                    for q in range(ob * tile):
+                        b.store(k.zero, slot[q])
 
                     def per_channel(c):
                         def per_kernel_row(i):
@@ -206,26 +218,27 @@ def forward_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int) -> C
                             sums = [b.load(q) for q in slot]
                             for j in range(kw):
                                 xs = [b.load(k.vptr(xp, b.add(row, k.const(j * dw + t * lanes))),
-                                             align=1) for t in range(TILE)]
+                                             align=1) for t in range(tile)]
                                 for o in range(ob):                 # W[o_start + o, c, i, j]
                                     at = b.add(b.add(wrow, b.mul(k.const(o), b.mul(cc, taps))),
                                                k.const(j))
                                     wv = k.splat(b.load(b.gep(w, [at])))
-                                    for t in range(TILE):
-                                        q = o * TILE + t
+                                    for t in range(tile):
+                                        q = o * tile + t
                                         sums[q] = b.call(k.fma, [wv, xs[t], sums[q]])
-                            for q in range(ob * TILE):
+                            for q in range(ob * tile):
                                 b.store(sums[q], slot[q])
                         k.loop(k.const(0), k.const(kh), 1, "i", per_kernel_row)
                     k.loop(k.const(0), cc, 1, "c", per_channel)
-                    for o in range(ob):
+                    for o in range(ob):                         # the bias last, as y = W x + b
                         base = k.index(n, oo, b.add(o_start, k.const(o)), oh_n, oh, ow_n, ow0)
-                        for t in range(TILE):
+                        shift = k.splat(b.load(b.gep(bias, [b.add(o_start, k.const(o))])))
+                        for t in range(tile):
                             col = b.add(ow0, k.const(t * lanes))
-                            b.call(k.mstore, [b.load(slot[o * TILE + t]),
+                            b.call(k.mstore, [b.fadd(b.load(slot[o * tile + t]), shift),
                                               k.vptr(y, b.add(base, k.const(t * lanes))),
                                               k.align, k.mask(col, ow_n)])
-                k.loop(k.const(0), ow_n, TILE * lanes, "ow", per_tile)
+                k.loop(k.const(0), ow_n, tile * lanes, "ow", per_tile)
             k.loop(k.const(0), oh_n, 1, "oh", per_row)
         k.loop(o0, o1, ob, "ob", per_block)
     k.loop(n0, n1, 1, "n", per_image)
@@ -235,7 +248,7 @@ def forward_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int) -> C
 
 
 @lru_cache(maxsize=None)
-def weight_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int) -> Callable:
+def weight_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lanes: int) -> Callable:
     """The compiled weight-gradient kernel for one kernel shape, dilation, block and dtype.
 
     C signature: ``f(xp, dy, dw, n0, n1, o0, o1, C, O, Hp, Wp, OH, OW)`` adds, for
@@ -243,7 +256,7 @@ def weight_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int) -> Ca
     n0..n1-1 to dw (O, C, KH, KW).  Reads outside a row are masked (exact even next
     to an inf).
     """
-    lanes, scalar = LANES[dtype], _scalar(dtype)
+    scalar = _scalar(dtype)
     module = _ir.Module(name=f"conv_wgrad_{dtype}_{kh}x{kw}")
     fp, i64 = _ir.PointerType(scalar), _ir.IntType(64)
     fn = _ir.Function(module, _ir.FunctionType(_ir.VoidType(), [fp] * 3 + [i64] * 10), name="weight")

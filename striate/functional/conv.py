@@ -11,6 +11,7 @@ from ..errors import ConfigError, ShapeError
 from .conv_dft import (DftConvCache, DftGeometry, conv2d_dft_backward, conv2d_dft_forward,
                        dft_conv_costs, post_output_hw)
 from ._parallel import parallel_parts
+from .conv_jit import JitConvCache, conv2d_jit_backward, conv2d_jit_forward, jit_eligible
 from .norm import channel_sum
 from .im2col import Pads, col2im_cm, im2col_cm, out_size, to_batch_major, to_channel_major
 
@@ -20,7 +21,15 @@ from .im2col import Pads, col2im_cm, im2col_cm, out_size, to_batch_major, to_cha
 # stages at batch 128: 75 MB of columns per 3x3 conv against 8 MB of input).
 KEEP_COLS_BYTES = 32 << 20
 
-ALGORITHMS = ("auto", "im2col", "dft")
+ALGORITHMS = ("auto", "im2col", "dft", "jit")
+
+# "auto" takes the compiled direct kernels (conv_jit, when llvmlite is installed) where
+# they were measured faster than both NumPy routes (BENCHMARKS.md, change 27): output rows
+# of at least JIT_MIN_WIDTH columns (inference: JIT_MIN_WIDTH_INFER), or few column rows
+# (C*KH*KW <= JIT_MAX_TAPS: first layers), at any width.
+JIT_MIN_WIDTH = 24
+JIT_MIN_WIDTH_INFER = 12
+JIT_MAX_TAPS = 32
 
 # "auto" takes the DFT route when im2col's estimated cost is at least these times the
 # DFT route's (conv_dft.dft_conv_costs), fitted to 20 shapes timed on 2 threads
@@ -75,7 +84,7 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
         stride, dilation: (sh, sw), (dh, dw).
         padding: ((top, bottom), (left, right)) zero padding.
         groups: channels are split into this many independent groups.
-        algorithm: "im2col", "dft" (stride 1, groups 1 only) or "auto" (the cheaper
+        algorithm: "im2col", "dft" or "jit" (stride 1, groups 1 only) or "auto" (the cheaper
             for a training step, see :func:`choose_algorithm`).
 
     Shape:
@@ -96,8 +105,11 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
             f"conv2d: kernel {(kh, kw)} (dilation {dilation}) is larger than the padded input "
             f"{(h + sum(padding[0]), wd + sum(padding[1]))}"
         )
-    if choose_algorithm(x, w, stride, padding, dilation, g, algorithm, training=True) == "dft":
+    route = choose_algorithm(x, w, stride, padding, dilation, g, algorithm, training=True)
+    if route == "dft":
         return conv2d_dft_forward(x, w, b, padding=padding, dilation=dilation)
+    if route == "jit":
+        return conv2d_jit_forward(x, w, b, padding=padding, dilation=dilation)
     cols = im2col_cm(x, padding, (kh, kw), stride, dilation, (oh, ow))  # (C*KH*KW, N*OH*OW)
     y2 = _weight_matmul(w, cols, g)                            # (O, N*OH*OW)
     if b is not None:
@@ -112,18 +124,29 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
 def choose_algorithm(x: np.ndarray, w: np.ndarray, stride: tuple[int, int], padding: Pads,
                      dilation: tuple[int, int], groups: int, algorithm: str, *,
                      training: bool) -> str:
-    """"im2col" or "dft" for one convolution; ``algorithm`` "auto" picks by estimated cost.
+    """"im2col", "dft" or "jit" for one convolution; ``algorithm`` "auto" picks the fastest.
 
-    The DFT route needs stride 1, groups 1, a kernel larger than 1x1 and float32/64
-    data; "auto" also keeps im2col for padded sides above DFT_MAX_SIDE and kernel
-    spectra above DFT_MAX_KERNEL_BYTES, and otherwise takes the DFT route when im2col's estimated cost (:func:`dft_conv_costs`) is at
-    least DFT_MIN_RATIO_TRAIN (training) or DFT_MIN_RATIO_INFER (inference) times the
-    DFT route's.
+    The compiled kernels ("jit", :mod:`striate.functional.conv_jit`) need llvmlite; "auto"
+    takes them where they were measured faster (see JIT_MIN_WIDTH).  Otherwise the DFT
+    route needs stride 1, groups 1, a kernel larger than 1x1 and float32/64 data; "auto"
+    also keeps im2col for padded sides above DFT_MAX_SIDE and kernel spectra above
+    DFT_MAX_KERNEL_BYTES, and otherwise takes the DFT route when im2col's estimated cost
+    (:func:`dft_conv_costs`) is at least DFT_MIN_RATIO_TRAIN (training) or
+    DFT_MIN_RATIO_INFER (inference) times the DFT route's.
     """
     if algorithm not in ALGORITHMS:
         raise ConfigError(f"conv2d: algorithm must be one of {ALGORITHMS}; received {algorithm!r}")
     if algorithm == "im2col":
         return "im2col"
+    if algorithm == "jit" or (algorithm == "auto" and jit_eligible(x, w, stride, padding, dilation, groups)):
+        if _jit_choice(x, w, stride, padding, dilation, groups, algorithm, training):
+            return "jit"
+    return _numpy_route(x, w, stride, padding, dilation, groups, algorithm, training)
+
+
+def _numpy_route(x: np.ndarray, w: np.ndarray, stride: tuple[int, int], padding: Pads,
+                 dilation: tuple[int, int], groups: int, algorithm: str, training: bool) -> str:
+    """"im2col" or "dft" ("auto": by estimated cost, see :func:`choose_algorithm`)."""
     n, c, h, wd = x.shape
     kh, kw = w.shape[2:]
     geo = DftGeometry(n, c, w.shape[0], (h, wd), (kh, kw), padding, dilation)
@@ -143,6 +166,23 @@ def choose_algorithm(x: np.ndarray, w: np.ndarray, stride: tuple[int, int], padd
     direct, dft = dft_conv_costs(geo, x.itemsize)
     threshold = DFT_MIN_RATIO_TRAIN if training else DFT_MIN_RATIO_INFER
     return "dft" if direct >= threshold * dft else "im2col"
+
+
+def _jit_choice(x: np.ndarray, w: np.ndarray, stride: tuple[int, int], padding: Pads,
+                dilation: tuple[int, int], groups: int, algorithm: str, training: bool) -> bool:
+    """Whether to take the compiled kernels: as asked ("jit"), or where they are faster ("auto")."""
+    if algorithm == "jit":
+        if not jit_eligible(x, w, stride, padding, dilation, groups):
+            raise ConfigError(
+                "conv2d: algorithm 'jit' needs llvmlite (and STRIATE_JIT not 0), stride (1, 1), "
+                "groups 1, a kernel larger than 1x1, padding at most dilation*(kernel-1) and "
+                f"float32/float64 input and weight of one dtype; received stride {tuple(stride)}, "
+                f"groups {groups}, kernel {tuple(w.shape[2:])}, padding {padding}, dtypes "
+                f"{x.dtype}/{w.dtype}")
+        return True
+    c, (kh, kw) = x.shape[1], w.shape[2:]
+    ow = x.shape[3] + sum(padding[1]) - dilation[1] * (kw - 1)
+    return ow >= (JIT_MIN_WIDTH if training else JIT_MIN_WIDTH_INFER) or c * kh * kw <= JIT_MAX_TAPS
 
 
 def _weight_matmul(w: np.ndarray, cols: np.ndarray, g: int) -> np.ndarray:
@@ -190,9 +230,14 @@ def conv2d_infer(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
     n = x.shape[0]
     o, cg, kh, kw = w.shape
     oh, ow = conv2d_output_hw(x.shape[2:], (kh, kw), stride, padding, dilation)
-    if oh >= 1 and ow >= 1 and x.shape[1] == cg * groups and choose_algorithm(
-            x, w, stride, padding, dilation, groups, algorithm, training=False) == "dft":
+    route = "im2col"
+    if oh >= 1 and ow >= 1 and x.shape[1] == cg * groups:
+        route = choose_algorithm(x, w, stride, padding, dilation, groups, algorithm, training=False)
+    if route == "dft":
         return conv2d_dft_forward(x, w, b, padding=padding, dilation=dilation, post=post)[0]
+    if route == "jit":
+        y = conv2d_jit_forward(x, w, b, padding=padding, dilation=dilation, keep=False)[0]
+        return y if post is None else post(y)
     per_image = cg * groups * kh * kw * max(oh, 1) * max(ow, 1) * x.itemsize
     step = max(1, INFER_COLS_BYTES // max(per_image, 1))
     if oh < 1 or ow < 1 or x.shape[1] != cg * groups or (post is None and step >= n):
@@ -238,7 +283,8 @@ def _slice_then_post(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride:
     return to_batch_major(pooled.reshape(o, n * ph * pw), n).reshape(n, o, ph, pw)
 
 
-def conv2d_backward(dy: np.ndarray, cache: Conv2dCache | DftConvCache, *, need_dx: bool = True
+def conv2d_backward(dy: np.ndarray, cache: Conv2dCache | DftConvCache | JitConvCache, *,
+                    need_dx: bool = True
                     ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """Gradients of conv2d_forward.
 
@@ -252,6 +298,8 @@ def conv2d_backward(dy: np.ndarray, cache: Conv2dCache | DftConvCache, *, need_d
     """
     if isinstance(cache, DftConvCache):
         return conv2d_dft_backward(dy, cache, need_dx=need_dx)
+    if isinstance(cache, JitConvCache):
+        return conv2d_jit_backward(dy, cache, need_dx=need_dx)
     w, g = cache.w, cache.groups
     n, c, h, wd = cache.x_shape
     o, cg, kh, kw = w.shape

@@ -26,8 +26,8 @@ from ._parallel import parallel_for, parallel_parts
 from .im2col import Pads
 from .norm import channel_sum
 
-# Output channels per block of the forward kernel (its registers hold OB x TILE vectors).
-FORWARD_BLOCK = 4
+# Output channels per block of the forward kernel (its registers hold OB x T vectors).
+FORWARD_BLOCK = 8
 # Images per block of the weight gradient (also the unit of its thread split).
 WGRAD_IMAGES = 4
 
@@ -65,7 +65,7 @@ def _padded(x: np.ndarray, pads: Pads, kw: int, dw: int) -> np.ndarray:
     n, c, h, w = x.shape
     (pt, pb), (pl, pr) = pads
     hp, wp = h + pt + pb, w + pl + pr
-    tail = _jit.TILE * _jit.LANES[x.dtype.name] + (kw - 1) * dw
+    tail = 2 * _jit.LANES[x.dtype.name] + (kw - 1) * dw
     flat = np.zeros(n * c * hp * wp + tail, dtype=x.dtype)
     grid = flat[:n * c * hp * wp].reshape(n, c, hp, wp)            # (N, C, Hp, Wp)
 
@@ -88,8 +88,10 @@ def _run_forward(xp: np.ndarray, x_shape: tuple[int, ...], w: np.ndarray, b: np.
     w = np.ascontiguousarray(w)
     b = np.ascontiguousarray(b, dtype=w.dtype)
     dt = w.dtype.name
-    block = _jit.forward_kernel(dt, kh, kw, dilation[0], dilation[1], FORWARD_BLOCK)
-    single = _jit.forward_kernel(dt, kh, kw, dilation[0], dilation[1], 1)
+    lanes, tile = _jit.row_blocking(dt, ow)
+    shape = (dt, kh, kw, dilation[0], dilation[1])
+    block = _jit.forward_kernel(*shape, FORWARD_BLOCK, lanes, tile)
+    single = _jit.forward_kernel(*shape, 1, lanes, tile)
     main = o - o % FORWARD_BLOCK
     ptrs = (xp.ctypes.data, w.ctypes.data, b.ctypes.data, y.ctypes.data)
     dims = (c, o, hp, wp, oh, ow)
@@ -167,7 +169,12 @@ def _weight_grad(dy: np.ndarray, cache: JitConvCache) -> np.ndarray:
     hp, wp = h + pt + pb, wd + pl + pr
     oh, ow = dy.shape[2:]
     dt = dy.dtype.name
-    kernel = _jit.weight_kernel(dt, kh, kw, cache.dilation[0], cache.dilation[1], 1)
+    lanes = _jit.row_blocking(dt, ow)[0]
+    ob = 2 if kh * kw <= 12 else 1                  # 2 x 9 accumulators fit the registers
+    shape = (dt, kh, kw, cache.dilation[0], cache.dilation[1])
+    block = _jit.weight_kernel(*shape, ob, lanes)
+    single = _jit.weight_kernel(*shape, 1, lanes)
+    main = o - o % ob
     starts = range(0, n, WGRAD_IMAGES)
     dims = (c, o, hp, wp, oh, ow)
 
@@ -175,8 +182,12 @@ def _weight_grad(dy: np.ndarray, cache: JitConvCache) -> np.ndarray:
         sums = []
         for start in starts[first:last]:
             part = np.zeros((o, c, kh, kw), dtype=dy.dtype)
-            kernel(cache.xp.ctypes.data, dy.ctypes.data, part.ctypes.data,
-                   start, min(start + WGRAD_IMAGES, n), 0, o, *dims)
+            ptrs = (cache.xp.ctypes.data, dy.ctypes.data, part.ctypes.data)
+            stop = min(start + WGRAD_IMAGES, n)
+            if main:
+                block(*ptrs, start, stop, 0, main, *dims)
+            if main < o:
+                single(*ptrs, start, stop, main, o, *dims)
             sums.append(part)
         return sums
 

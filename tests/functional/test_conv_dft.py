@@ -138,6 +138,12 @@ def test_the_cache_keeps_spectra_not_columns():
 # ---------------------------------------------------------------- automatic choice
 
 
+@pytest.fixture(autouse=True)
+def _numpy_routes_only(monkeypatch):
+    """These tests are about the NumPy routes (and auto's choice between them): no compiled kernels."""
+    monkeypatch.setenv("STRIATE_JIT", "0")
+
+
 def _choice(shape, w_shape, stride=(1, 1), pad=0, groups=1, training=True, dtype=np.float32):
     x = np.zeros(shape, dtype=dtype)
     w = np.zeros(w_shape, dtype=dtype)
@@ -189,7 +195,7 @@ def test_forcing_the_dft_route_on_a_strided_conv_is_an_error():
     w = np.zeros((2, 2, 3, 3), dtype=np.float32)
     with pytest.raises(ConfigError, match=r"'dft' needs stride \(1, 1\).*received stride \(2, 2\)"):
         FC.conv2d_forward(x, w, None, stride=(2, 2), algorithm="dft")
-    with pytest.raises(ConfigError, match=r"one of \('auto', 'im2col', 'dft'\); received 'fft'"):
+    with pytest.raises(ConfigError, match=r"one of \('auto', 'im2col', 'dft', 'jit'\); received 'fft'"):
         FC.conv2d_forward(x, w, None, algorithm="fft")
 
 

@@ -10,6 +10,12 @@ from striate.functional.conv import conv2d_forward
 from striate.functional.pool import max_pool2d_forward
 
 
+@pytest.fixture(autouse=True)
+def _numpy_routes_only(monkeypatch):
+    """The strided-GEMM route is the NumPy routes' (fused inference takes the compiled kernels first)."""
+    monkeypatch.setenv("STRIATE_JIT", "0")
+
+
 def _reference(x, w, b, pads, k):
     y, _ = conv2d_forward(x, w, b, padding=pads, algorithm="im2col")
     return max_pool2d_forward(y, kernel_size=(k, k), stride=(k, k), with_argmax=False)[0]

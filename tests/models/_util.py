@@ -28,6 +28,10 @@ def state_shapes(sd) -> list[tuple[str, tuple[int, ...]]]:
     return [(k, tuple(np.shape(v)) if not hasattr(v, "shape") else tuple(v.shape)) for k, v in sd.items()]
 
 
+# Parameter gradients smaller than this fraction of the largest are compared at that scale.
+NEAR_ZERO_GRAD = 1e-2
+
+
 def compare_model(net, ref, x: np.ndarray, dtype, zero_grads: tuple[str, ...] = ()) -> None:
     """tests.util.compare_with_torch for whole models, against a float64 oracle.
 
@@ -40,7 +44,11 @@ def compare_model(net, ref, x: np.ndarray, dtype, zero_grads: tuple[str, ...] = 
     ``zero_grads`` names parameters whose gradient is zero in exact arithmetic (a conv
     bias right before a BatchNorm in training mode): both sides hold only rounding
     noise there, so they are checked to be negligible against the largest parameter
-    gradient instead of being compared with each other.
+    gradient instead of being compared with each other.  Likewise a gradient more than
+    NEAR_ZERO_GRAD times smaller than the largest is judged against that fraction of
+    the largest (a bias before a ReLU and a batch norm over 4 samples: its float32
+    rounding noise comes from the large gradients and reached 1.1-1.9e-4 of its own
+    size for 2 of 12 inputs, with either convolution route).
     """
     import torch
 
@@ -80,7 +88,9 @@ def _compare(net, ref, x, dtype, zero_grads) -> None:
             assert np.abs(p.grad).max() <= TOL[dtype] * scale, f"grad of {name} is not ~0"
             assert np.abs(want).max() <= TOL[dtype] * scale, f"torch grad of {name} is not ~0"
         else:
-            assert_close(p.grad, want, dtype, f"grad of {name}")
+            floor = NEAR_ZERO_GRAD * scale
+            err = float(np.abs(p.grad - want).max(initial=0.0)) / max(float(np.abs(want).max(initial=0.0)), floor)
+            assert err <= TOL[dtype], f"grad of {name}: relative error {err:.3g} > {TOL[dtype]:g}"
     tbufs = dict(ref.named_buffers())
     for name, b in net.named_buffers():
         if np.asarray(b).dtype.kind == "f":
