@@ -6,7 +6,7 @@
 # Extra arguments go to `striate train` (e.g. --epochs 2).
 set -euo pipefail
 cd "$(dirname "$0")"
-bash scripts/venv.sh images
+bash scripts/venv.sh images,jit
 PY=.venv/bin/python
 if [ -z "${STRIATE_DATA:-}" ] && [ -d ../shared/data/fashion-mnist ]; then
   export STRIATE_DATA="$(cd ../shared/data && pwd)"

@@ -1,0 +1,152 @@
+"""The compiled direct-convolution route (striate.functional.conv_jit; needs llvmlite)."""
+
+import numpy as np
+import pytest
+
+import striate
+from striate import nn
+from striate.errors import ConfigError
+from striate.functional import _parallel as P
+from striate.functional import conv as C
+from striate.functional import conv_jit as CJ
+from striate.gradcheck import gradcheck
+from tests.util import torch_or_skip
+
+pytest.importorskip("llvmlite")
+
+# (N, C, H, W), (O, KH, KW), padding, dilation: odd widths (masked last vectors), channel
+# counts that leave a remainder after the 8-channel blocks, 1xK kernels (conv1d), dilation.
+CASES = [
+    ((2, 3, 7, 9), (5, 3, 3), ((1, 1), (1, 1)), (1, 1)),
+    ((3, 16, 32, 32), (16, 3, 3), ((1, 1), (1, 1)), (1, 1)),
+    ((5, 1, 28, 28), (16, 5, 5), ((2, 2), (2, 2)), (1, 1)),
+    ((2, 3, 10, 13), (9, 3, 3), ((2, 2), (2, 2)), (2, 2)),
+    ((4, 6, 14, 14), (7, 3, 3), ((0, 2), (2, 1)), (1, 1)),
+    ((3, 4, 1, 21), (6, 1, 3), ((0, 0), (0, 0)), (1, 3)),
+    ((2, 2, 6, 40), (3, 2, 2), ((1, 0), (0, 1)), (1, 1)),
+]
+
+
+def _data(case, dtype, seed=0):
+    (n, c, h, w), (o, kh, kw), pads, dil = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    wt = rng.standard_normal((o, c, kh, kw)).astype(dtype)
+    b = rng.standard_normal(o).astype(dtype)
+    return x, wt, b, pads, dil
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("case", CASES)
+def test_matches_the_im2col_route(case, dtype, tol):
+    x, w, b, pads, dil = _data(case, dtype)
+    y, cache = C.conv2d_forward(x, w, b, padding=pads, dilation=dil, algorithm="jit")
+    ref, ref_cache = C.conv2d_forward(x, w, b, padding=pads, dilation=dil, algorithm="im2col")
+    assert isinstance(cache, CJ.JitConvCache) and y.dtype == dtype and y.shape == ref.shape
+    scale = np.abs(ref).max()
+    np.testing.assert_allclose(y, ref, rtol=0, atol=tol * scale)
+    dy = np.random.default_rng(1).standard_normal(y.shape).astype(dtype)
+    for got, want in zip(C.conv2d_backward(dy, cache), C.conv2d_backward(dy, ref_cache)):
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, want, rtol=0, atol=tol * np.abs(want).max())
+    np.testing.assert_allclose(C.conv2d_infer(x, w, b, padding=pads, dilation=dil, algorithm="jit"),
+                               ref, rtol=0, atol=tol * scale)
+
+
+@pytest.mark.parametrize("case", CASES[:4])
+def test_matches_torch(case):
+    torch = torch_or_skip()
+    x, w, b, pads, dil = _data(case, np.float64, seed=2)
+    (pt, pb), (pl, pr) = pads
+    tx = torch.from_numpy(x).requires_grad_()
+    tw, tb = torch.from_numpy(w).requires_grad_(), torch.from_numpy(b).requires_grad_()
+    ty = torch.nn.functional.conv2d(torch.nn.functional.pad(tx, (pl, pr, pt, pb)), tw, tb, dilation=dil)
+    y, cache = CJ.conv2d_jit_forward(x, w, b, padding=pads, dilation=dil)
+    dy = np.random.default_rng(3).standard_normal(y.shape)
+    ty.backward(torch.from_numpy(dy))
+    dx, dw, db = CJ.conv2d_jit_backward(dy, cache)
+    for got, want in ((y, ty.detach().numpy()), (dx, tx.grad.numpy()), (dw, tw.grad.numpy()),
+                      (db, tb.grad.numpy())):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_finite_difference_gradients():
+    rng = np.random.default_rng(4)
+    layer = nn.Conv2d(3, 5, 3, padding=1, dilation=(1, 2), dtype=np.float64, rng=rng)
+    x = rng.standard_normal((2, 3, 6, 19))
+    assert C.choose_algorithm(x, layer.weight.data, (1, 1), layer._pads, (1, 2), 1, "auto",
+                              training=True) == "jit"
+    assert gradcheck(layer, x) < 1e-7
+
+
+def test_first_layer_skips_dx_and_an_empty_batch_works():
+    x, w, b, pads, dil = _data(CASES[2], np.float32)
+    y, cache = CJ.conv2d_jit_forward(x, w, b, padding=pads)
+    dx, dw, db = CJ.conv2d_jit_backward(np.ones_like(y), cache, need_dx=False)
+    assert dx is None and dw.shape == w.shape
+    np.testing.assert_allclose(db, np.full(16, y[0, 0].size * len(x)), rtol=1e-6)
+    empty, cache = CJ.conv2d_jit_forward(x[:0], w, b, padding=pads)
+    assert empty.shape == (0, 16, 28, 28)
+    dx, dw, db = CJ.conv2d_jit_backward(empty, cache)
+    assert dx.shape == (0, 1, 28, 28) and not dw.any() and not db.any()
+
+
+def test_weight_gradient_does_not_depend_on_the_thread_count():
+    x, w, b, pads, dil = _data(((19, 4, 12, 12), (6, 3, 3), ((1, 1), (1, 1)), (1, 1)), np.float32)
+    y, cache = CJ.conv2d_jit_forward(x, w, b, padding=pads)
+    dy = np.random.default_rng(5).standard_normal(y.shape).astype(np.float32)
+    grads = []
+    for threads in (1, 3):
+        P.set_num_threads(threads)
+        try:
+            grads.append(CJ.conv2d_jit_backward(dy, cache))
+        finally:
+            P.set_num_threads(P._default_threads())
+    for a, b2 in zip(grads[0], grads[1]):
+        np.testing.assert_array_equal(a, b2)
+
+
+def test_bad_requests_name_what_the_route_needs(monkeypatch):
+    x = np.zeros((1, 2, 8, 8), np.float32)
+    w = np.zeros((2, 2, 3, 3), np.float32)
+    with pytest.raises(ConfigError, match=r"'jit' needs llvmlite.*received stride \(2, 2\)"):
+        C.conv2d_forward(x, w, None, stride=(2, 2), algorithm="jit")
+    with pytest.raises(ConfigError, match=r"kernel \(1, 1\)"):
+        C.conv2d_forward(x, w[:, :, :1, :1], None, algorithm="jit")
+    with pytest.raises(ConfigError, match=r"padding \(\(3, 3\), \(3, 3\)\)"):
+        C.conv2d_forward(x, w, None, padding=((3, 3), (3, 3)), algorithm="jit")
+    with pytest.raises(ConfigError, match=r"dtypes float32/float64"):
+        C.conv2d_forward(x, w.astype(np.float64), None, algorithm="jit")
+    monkeypatch.setenv("STRIATE_JIT", "0")
+    with pytest.raises(ConfigError, match=r"'jit' needs llvmlite \(and STRIATE_JIT not 0\)"):
+        C.conv2d_forward(x, w, None, algorithm="jit")
+    assert C.choose_algorithm(np.zeros((8, 16, 32, 32), np.float32), np.zeros((16, 16, 3, 3), np.float32),
+                              (1, 1), ((1, 1), (1, 1)), (1, 1), 1, "auto", training=True) != "jit"
+
+
+def test_auto_takes_it_for_wide_rows_or_few_column_rows():
+    def route(x_shape, w_shape, training):
+        x, w = np.zeros(x_shape, np.float32), np.zeros(w_shape, np.float32)
+        p = w_shape[2] // 2
+        return C.choose_algorithm(x, w, (1, 1), ((p, p), (p, p)), (1, 1), 1, "auto", training=training)
+
+    assert route((128, 16, 32, 32), (16, 16, 3, 3), True) == "jit"      # resnet20 stage 1
+    assert route((100, 1, 28, 28), (16, 1, 5, 5), True) == "jit"        # fashion_cnn conv1
+    assert route((100, 16, 14, 14), (32, 16, 5, 5), True) == "dft"      # narrow rows: DFT
+    assert route((100, 16, 14, 14), (32, 16, 5, 5), False) == "jit"     # inference: jit
+    assert route((128, 64, 8, 8), (64, 64, 3, 3), False) != "jit"
+
+
+def test_fused_inference_with_the_jit_route_equals_layer_by_layer():
+    rng = np.random.default_rng(6)
+    model = nn.Sequential(nn.Conv2d(1, 8, 5, padding=2, dtype=np.float64, rng=rng),
+                          nn.BatchNorm2d(8, dtype=np.float64), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(8, 8, 3, padding=1, dtype=np.float64, rng=rng), nn.ReLU(),
+                          nn.Flatten()).eval()
+    model[1].set_buffer("running_mean", rng.standard_normal(8))
+    model[1].set_buffer("running_var", rng.uniform(0.5, 2.0, 8))
+    x = rng.standard_normal((5, 1, 28, 28))
+    unfused = model(x)
+    with striate.no_grad():
+        fused = model(x)
+    np.testing.assert_allclose(fused, unfused, rtol=1e-11, atol=1e-11)
