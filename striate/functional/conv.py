@@ -27,7 +27,7 @@ ALGORITHMS = ("auto", "im2col", "dft", "jit")
 # they were measured faster than both NumPy routes (BENCHMARKS.md, change 27): output rows
 # of at least JIT_MIN_WIDTH columns (inference: JIT_MIN_WIDTH_INFER), or few column rows
 # (C*KH*KW <= JIT_MAX_TAPS: first layers), at any width.
-JIT_MIN_WIDTH = 24
+JIT_MIN_WIDTH = 16
 JIT_MIN_WIDTH_INFER = 12
 JIT_MAX_TAPS = 32
 
