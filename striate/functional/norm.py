@@ -6,10 +6,11 @@ statistics are state, so they live in the layer; the kernels here are pure.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from . import norm_jit
 from ._parallel import parallel_for, parallel_sum
 
 
@@ -23,11 +24,13 @@ def _per_channel(v: np.ndarray, ndim: int) -> np.ndarray:
 class BatchNormCache:
     """What batch_norm_backward needs (xhat = centred * inv_std is not stored)."""
 
-    centred: np.ndarray            # (N, C, *) x - mean
+    centred: np.ndarray | None     # (N, C, *) x - mean; None on the compiled path (x, mean kept)
     inv_std: np.ndarray            # (C,) 1 / sqrt(var + eps)
     weight: np.ndarray | None      # (C,) or None (affine=False)
     has_bias: bool
     batch_stats: bool              # mean and var were this batch's own moments
+    x: np.ndarray | None = None    # (N, C, *) the input, when centred is None
+    mean: np.ndarray | None = None  # (C,) in x's dtype, when centred is None
 
 
 def _as3d(a: np.ndarray) -> np.ndarray:
@@ -70,9 +73,15 @@ def _centre(x: np.ndarray, mean: np.ndarray) -> np.ndarray:
 def batch_centred_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """x - mean, the per-channel mean and the biased variance (two passes, no x**2 array).
 
+    With the compiled passes (llvmlite installed; :mod:`.norm_jit`) centred is None:
+    :func:`batch_norm_forward` then works from x and the mean directly.
+
     Shape:
-        x (N, C, *) -> centred (N, C, *), mean (C,), var (C,).
+        x (N, C, *) -> centred (N, C, *) or None, mean (C,), var (C,).
     """
+    if norm_jit.ready(x) and x.size:
+        mean, var = norm_jit.moments(x)
+        return None, mean, var
     m = x.size // x.shape[1]
     mean = channel_sum(x) / m
     centred = _centre(x, mean)
@@ -116,6 +125,11 @@ def batch_norm_forward(x: np.ndarray, mean: np.ndarray, var: np.ndarray,
     """
     nd = x.ndim
     inv_std = 1.0 / np.sqrt(var + eps)
+    if centred is None and norm_jit.ready(x):                      # one compiled pass
+        scale = inv_std if weight is None else weight * inv_std
+        y = norm_jit.affine(x, mean, scale, 0.0 if bias is None else bias)
+        mean_x = np.asarray(mean, dtype=x.dtype)
+        return y, BatchNormCache(None, inv_std, weight, bias is not None, batch_stats, x, mean_x)
     if centred is None:
         centred = _centre(x, mean)
     scale = inv_std if weight is None else weight * inv_std
@@ -144,6 +158,11 @@ def batch_norm_backward(dy: np.ndarray, cache: BatchNormCache
     Returns:
         (dx (N, C, *), dweight (C,) or None, dbias (C,) or None).
     """
+    if cache.centred is None:
+        dy = np.ascontiguousarray(dy, dtype=cache.x.dtype)
+        if norm_jit.ready(dy, cache.x):
+            return _backward_compiled(dy, cache)
+        cache = replace(cache, centred=_centre(cache.x, cache.mean))
     nd = dy.ndim
     centred, inv_std = cache.centred, cache.inv_std
     # Two per-channel sums give dweight, dbias and (training) both mean terms: with
@@ -170,6 +189,25 @@ def batch_norm_backward(dy: np.ndarray, cache: BatchNormCache
     parallel_for(run, len(dy), dy.size)
     dweight = None if cache.weight is None else s_dy_xhat
     dbias = s_dy if cache.has_bias else None
+    return dx, dweight, dbias
+
+
+def _backward_compiled(dy: np.ndarray, cache: BatchNormCache
+                       ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """batch_norm_backward from x and the mean: one pass for the two sums, one for dx."""
+    inv_std = cache.inv_std.astype(np.float64)
+    s_dy, s_dy_dev = norm_jit.grad_sums(dy, cache.x, cache.mean)   # float64 (C,)
+    s_dy_xhat = s_dy_dev * inv_std
+    a = inv_std if cache.weight is None else cache.weight * inv_std
+    if cache.batch_stats:
+        m = dy.size // dy.shape[1]
+        k_dev, k_const = a * inv_std * s_dy_xhat / m, a * s_dy / m
+    else:
+        k_dev = k_const = np.zeros_like(a)
+    dx = norm_jit.grad_input(dy, cache.x, cache.mean, a, k_dev, k_const)
+    dt = dy.dtype
+    dweight = None if cache.weight is None else s_dy_xhat.astype(dt)
+    dbias = s_dy.astype(dt) if cache.has_bias else None
     return dx, dweight, dbias
 
 

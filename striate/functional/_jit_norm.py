@@ -1,0 +1,115 @@
+"""Batch-norm passes compiled at run time (optional, with llvmlite; see :mod:`._jit`).
+
+NumPy spends eight passes over an activation on batch norm's forward pass and
+seven on its backward pass, with temporaries; each kernel here makes one pass
+over (N*C) planes of P values, plane by plane (channel c = plane index mod C):
+
+* ``sums``: s[k] = sum_p x[k, p];
+* ``squares``: s[k] = sum_p (x[k, p] - mean[c])^2;
+* ``affine``: y[k, p] = (x[k, p] - mean[c]) * scale[c] + shift[c];
+* ``grad_sums``: s1[k] = sum_p dy[k, p], s2[k] = sum_p dy[k, p] * (x[k, p] - mean[c]);
+* ``grad_input``: dx[k, p] = a[c] * dy[k, p] - b[c] * (x[k, p] - mean[c]) - d[c].
+
+Per-plane sums are returned per plane (added per channel in float64 by the
+caller), so results do not depend on how the planes are split over threads.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from functools import lru_cache
+from typing import Callable
+
+from . import _jit
+from ._jit import _Builder, _compile, _hsum, _scalar
+
+__all__ = ["norm_kernel"]
+
+# Vectors per step of the reductions: independent accumulators (more in flight, and
+# each lane sums a quarter as many values).
+UNROLL = 4
+
+# kernel name -> (pointer arguments, per-plane vectors read, vectors written)
+_KINDS = {
+    "sums": ("x", "out"),
+    "squares": ("x", "mean", "out"),
+    "affine": ("x", "mean", "scale", "shift", "y"),
+    "grad_sums": ("dy", "x", "mean", "out1", "out2"),
+    "grad_input": ("dy", "x", "mean", "a", "b", "d", "dx"),
+}
+
+
+@lru_cache(maxsize=None)
+def norm_kernel(kind: str, dtype: str) -> Callable:
+    """The compiled kernel ``kind`` (see the module docstring) for float32 or float64.
+
+    C signature: ``f(*pointers, k0, k1, P, C)``, pointers as named in _KINDS, over
+    planes k0..k1-1 of P contiguous values each.
+    """
+    names = _KINDS[kind]
+    lanes, scalar = _jit.LANES[dtype], _scalar(dtype)
+    module = _jit._ir.Module(name=f"bn_{kind}_{dtype}")
+    fp, i64 = _jit._ir.PointerType(scalar), _jit._ir.IntType(64)
+    fn = _jit._ir.Function(module, _jit._ir.FunctionType(_jit._ir.VoidType(),
+                                                         [fp] * len(names) + [i64] * 4), name=kind)
+    args = dict(zip(names, fn.args))
+    k0, k1, pp, cc = fn.args[len(names):]
+    for a in args.values():
+        a.add_attribute("noalias")
+    k = _Builder(fn, scalar, lanes)
+    b = k.b
+    reductions = {"sums": 1, "squares": 1, "grad_sums": 2}.get(kind, 0)
+    acc = b.alloca(_jit._ir.ArrayType(k.vec, max(1, reductions * UNROLL)))
+    slot = [b.gep(acc, [k.const(0), k.const(q)]) for q in range(max(1, reductions * UNROLL))]
+
+    def per_plane(plane):
+        c = b.srem(plane, cc)
+        base = b.mul(plane, pp)
+        chan = {n: k.splat(b.load(b.gep(args[n], [c]))) for n in ("mean", "scale", "shift", "a", "b", "d")
+                if n in args}
+        for q in slot:
+            b.store(k.zero, q)
+        step = lanes * (UNROLL if reductions else 1)
+
+        def per_step(p0):
+            sums = [b.load(q) for q in slot]
+            for u in range(UNROLL if reductions else 1):
+                start = b.add(p0, k.const(u * lanes))
+                m = k.mask(start, pp)
+                at = b.add(base, start)
+
+                def load(name):
+                    return b.call(k.mload, [k.vptr(args[name], at), k.align, m, k.zero])
+
+                if kind == "sums":
+                    sums[u] = b.fadd(sums[u], load("x"))
+                elif kind == "squares":
+                    dev = b.call(k.mload, [k.vptr(args["x"], at), k.align, m, chan["mean"]])
+                    dev = b.fsub(dev, chan["mean"])
+                    sums[u] = b.call(k.fma, [dev, dev, sums[u]])
+                elif kind == "grad_sums":
+                    g = load("dy")
+                    dev = b.fsub(b.call(k.mload, [k.vptr(args["x"], at), k.align, m, chan["mean"]]),
+                                 chan["mean"])
+                    sums[u] = b.fadd(sums[u], g)
+                    sums[UNROLL + u] = b.call(k.fma, [g, dev, sums[UNROLL + u]])
+                elif kind == "affine":
+                    dev = b.fsub(load("x"), chan["mean"])
+                    out = b.call(k.fma, [dev, chan["scale"], chan["shift"]])
+                    b.call(k.mstore, [out, k.vptr(args["y"], at), k.align, m])
+                else:                                               # grad_input
+                    dev = b.fsub(load("x"), chan["mean"])
+                    out = b.fsub(b.fmul(chan["a"], load("dy")), b.call(k.fma, [chan["b"], dev, chan["d"]]))
+                    b.call(k.mstore, [out, k.vptr(args["dx"], at), k.align, m])
+            for q, v in zip(slot, sums):
+                b.store(v, q)
+        k.loop(k.const(0), pp, step, "p", per_step)
+        outs = ("out",) if reductions == 1 else ("out1", "out2")
+        for r, name in enumerate(outs[:reductions]):
+            total = b.load(slot[r * UNROLL])
+            for u in range(1, UNROLL):
+                total = b.fadd(total, b.load(slot[r * UNROLL + u]))
+            b.store(_hsum(b, total, lanes, scalar), b.gep(args[name], [plane]))
+    k.loop(k0, k1, 1, "plane", per_plane)
+    b.ret_void()
+    return _compile(module, kind, [ctypes.c_void_p] * len(names) + [ctypes.c_int64] * 4)

@@ -1,0 +1,97 @@
+"""Batch norm's passes with the compiled kernels of :mod:`._jit_norm` (llvmlite installed).
+
+Each function splits the (N*C) planes of its arrays over the threads and returns
+per-channel results; :mod:`striate.functional.norm` takes this path for
+contiguous float32/float64 arrays when the kernels are available.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _jit
+from ._jit_norm import norm_kernel
+from ._parallel import parallel_for
+
+__all__ = ["ready", "moments", "affine", "grad_sums", "grad_input"]
+
+
+def ready(*arrays: np.ndarray) -> bool:
+    """Whether the compiled passes can take these (N, C, *) arrays of one float dtype."""
+    first = arrays[0]
+    return (_jit.jit_available() and first.ndim >= 2 and first.dtype in (np.float32, np.float64)
+            and all(a.dtype == first.dtype and a.shape == first.shape and a.flags.c_contiguous
+                    for a in arrays))
+
+
+def _run(kind: str, arrays: list[np.ndarray], x: np.ndarray) -> None:
+    """The kernel over all planes of x, split over the threads (outputs are per plane)."""
+    n, c = x.shape[:2]
+    planes = n * c
+    size = x.size // planes if planes else 0
+    kernel = norm_kernel(kind, x.dtype.name)
+    ptrs = [a.ctypes.data for a in arrays]
+
+    def run(start: int, stop: int) -> None:
+        kernel(*ptrs, start, stop, size, c)
+
+    parallel_for(run, planes, x.size * (len(arrays) - 1))
+
+
+def _per_channel(per_plane: np.ndarray, c: int) -> np.ndarray:
+    """(N*C,) plane sums -> (C,) channel sums, added in float64."""
+    return per_plane.reshape(-1, c).sum(axis=0, dtype=np.float64)
+
+
+def _vec(v: np.ndarray | float, c: int, dtype: np.dtype) -> np.ndarray:
+    return np.ascontiguousarray(np.broadcast_to(np.asarray(v, dtype=dtype), (c,)))
+
+
+def moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and biased variance, two passes (the variance about the mean).
+
+    Shape:
+        (N, C, *) -> mean (C,), var (C,) in x's dtype.
+    """
+    n, c = x.shape[:2]
+    m = x.size // c
+    sums = np.empty(n * c, dtype=x.dtype)
+    _run("sums", [x, sums], x)
+    mean = (_per_channel(sums, c) / m).astype(x.dtype)
+    _run("squares", [x, mean, sums], x)
+    var = (_per_channel(sums, c) / m).astype(x.dtype)
+    return mean, var
+
+
+def affine(x: np.ndarray, mean: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """y = (x - mean) * scale + shift per channel, one pass.
+
+    Shape:
+        (N, C, *), (C,) x 3 -> (N, C, *)
+    """
+    c = x.shape[1]
+    y = np.empty_like(x)
+    _run("affine", [x, _vec(mean, c, x.dtype), _vec(scale, c, x.dtype), _vec(shift, c, x.dtype), y], x)
+    return y
+
+
+def grad_sums(dy: np.ndarray, x: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sum dy, sum dy * (x - mean)) per channel in float64, one pass over dy and x."""
+    n, c = x.shape[:2]
+    s1, s2 = np.empty(n * c, dtype=x.dtype), np.empty(n * c, dtype=x.dtype)
+    _run("grad_sums", [dy, x, _vec(mean, c, x.dtype), s1, s2], x)
+    return _per_channel(s1, c), _per_channel(s2, c)
+
+
+def grad_input(dy: np.ndarray, x: np.ndarray, mean: np.ndarray, a: np.ndarray, b: np.ndarray,
+               d: np.ndarray) -> np.ndarray:
+    """dx = a * dy - b * (x - mean) - d per channel, one pass.
+
+    Shape:
+        (N, C, *) x 2, (C,) x 4 -> (N, C, *)
+    """
+    c = x.shape[1]
+    dx = np.empty_like(dy)
+    vecs = [_vec(v, c, x.dtype) for v in (mean, a, b, d)]
+    _run("grad_input", [dy, x, *vecs, dx], x)
+    return dx
