@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ShapeError
+from . import _jit_pool
 from ._parallel import parallel_for
 from .im2col import pad2d
 
@@ -113,6 +114,10 @@ def max_pool2d_forward(x: np.ndarray, *, kernel_size: tuple[int, int],
     if (not with_argmax and (kh, kw, sh, sw, dh, dw) == (2, 2, 2, 2, 1, 1) and padding == (0, 0)
             and h % 2 == 0 and w % 2 == 0 and x.flags.c_contiguous):
         return _max_pool_2x2(x), None
+    if (with_argmax and x.flags.c_contiguous
+            and _jit_pool.usable(x.dtype, (h, w), kernel_size, stride, padding, dilation)):
+        best, arg = _jit_pool.max_pool_2x2(x)                    # one compiled pass
+        return best, MaxPool2dCache(arg, (n, c, h, w), (kh, kw), (sh, sw), (dh, dw), pads)
     xp = pad2d(x, pads, value=-np.inf)
     best = np.empty((n, c, oh, ow), dtype=x.dtype)
     arg = np.empty((n, c, oh, ow), dtype=_arg_dtype(kh * kw)) if with_argmax else None
@@ -210,6 +215,9 @@ def max_pool2d_backward(dy: np.ndarray, cache: MaxPool2dCache) -> np.ndarray:
     (kh, kw), (sh, sw), (dh, dw) = cache.kernel, cache.stride, cache.dilation
     (pt, pb), (pl, pr) = cache.pads
     oh, ow = dy.shape[2:]
+    if cache.arg.dtype == np.int8 and _jit_pool.usable(dy.dtype, (h, w), cache.kernel, cache.stride,
+                                                       (pt + pb, pl + pr), cache.dilation):
+        return _jit_pool.max_pool_2x2_backward(dy, cache.arg, cache.x_shape)
     dxp = np.empty((n, c, h + pt + pb, w + pl + pr), dtype=dy.dtype)
     # Windows that tile the input exactly (e.g. 2x2, stride 2) write each value once.
     tiles = (kh, kw) == (sh, sw) and (dh, dw) == (1, 1) and dxp.shape[2:] == (oh * sh, ow * sw)

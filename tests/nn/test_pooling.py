@@ -397,3 +397,29 @@ def test_max_pool_2x2_inference_path_matches_general_path(dtype, shape):
     np.testing.assert_array_equal(fast, blocks.max(axis=(3, 5)))
     strided = np.asfortranarray(x)                                  # not C-contiguous
     np.testing.assert_array_equal(P.max_pool2d_forward(strided, with_argmax=False, **kw)[0], ref)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(2, 3, 4, 6), (3, 2, 16, 34), (1, 1, 2, 4), (5, 4, 28, 28)])
+def test_compiled_2x2_max_pool_matches_the_numpy_kernel(dtype, shape, monkeypatch):
+    """With llvmlite, training-mode 2x2 pooling runs one compiled pass each way; it must give
+    the NumPy kernel's maxima, arg-max offsets (first on ties, NaN first) and gradients."""
+    pytest.importorskip("llvmlite")
+    from striate.functional import pool as P
+
+    rng = np.random.default_rng(7)
+    x = rng.integers(-2, 3, size=shape).astype(dtype)                # many ties
+    x.flat[::13] = np.nan
+    x.flat[4::29] = -np.inf
+    x.flat[6::31] = np.inf
+    x[..., 0, 0] = x[..., 1, 1] = np.nan                            # two NaNs in one window:
+    x[..., 0, 3] = x[..., 1, 2] = np.nan                            # the first one's offset
+    kw = dict(kernel_size=(2, 2), stride=(2, 2))
+    y, cache = P.max_pool2d_forward(x, **kw)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx = P.max_pool2d_backward(dy, cache)
+    monkeypatch.setenv("STRIATE_JIT", "0")
+    y0, cache0 = P.max_pool2d_forward(x, **kw)
+    np.testing.assert_array_equal(y, y0)
+    np.testing.assert_array_equal(cache.arg, cache0.arg)
+    np.testing.assert_array_equal(dx, P.max_pool2d_backward(dy, cache0))
