@@ -111,6 +111,8 @@ class _Builder:
                               [ptr, _ir.IntType(32), mask, self.vec])
         self.align = _ir.Constant(_ir.IntType(32), 4 if isinstance(scalar, _ir.FloatType) else 8)
         self.lane_ids = _ir.Constant(_ir.VectorType(self.i64, lanes), list(range(lanes)))
+        self.all_lanes = _ir.Constant(mask, [1] * lanes)
+        self.no_lanes = _ir.Constant(mask, [0] * lanes)
         self.zero = _ir.Constant(self.vec, [0.0] * lanes)
 
     def const(self, v: int):
@@ -276,6 +278,32 @@ def weight_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lanes
                 b.store(k.zero, slot[q])
 
             def per_image(n):
+                def per_rows(oh):                       # output rows oh and oh + 1 (if any)
+                    def per_vector(ow0):
+                        m = k.mask(ow0, ow_n)
+                        second = b.icmp_signed("<", b.add(oh, k.const(1)), oh_n)
+                        m2 = b.and_(m, b.select(second, k.all_lanes, k.no_lanes))
+                        sums = [b.load(q) for q in slot]
+                        grads = [[b.call(k.mload, [k.vptr(dy, k.index(n, oo, b.add(o_start, k.const(o)),
+                                                                      oh_n, b.add(oh, k.const(r)),
+                                                                      ow_n, ow0)),
+                                                   k.align, mr, k.zero]) for o in range(ob)]
+                                 for r, mr in ((0, m), (1, m2))]
+                        # input row oh + i serves output row oh (tap i) and oh + 1 (tap i - 1)
+                        for i in range(kh + 1):
+                            row = k.index(n, cc, c, hp, b.add(oh, k.const(i)), wp, ow0)
+                            for j in range(kw):
+                                xv = b.call(k.mload, [k.vptr(xp, b.add(row, k.const(j * dw))),
+                                                      k.align, m if i < kh else m2, k.zero])
+                                for o in range(ob):
+                                    for r, tap in ((0, i), (1, i - 1)):
+                                        if 0 <= tap < kh:
+                                            q = (o * kh + tap) * kw + j
+                                            sums[q] = b.call(k.fma, [grads[r][o], xv, sums[q]])
+                        for q in range(count):
+                            b.store(sums[q], slot[q])
+                    k.loop(k.const(0), ow_n, lanes, "ow", per_vector)
+
                 def per_row(oh):
                     def per_vector(ow0):
                         m = k.mask(ow0, ow_n)
@@ -294,7 +322,11 @@ def weight_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lanes
                         for q in range(count):
                             b.store(sums[q], slot[q])
                     k.loop(k.const(0), ow_n, lanes, "ow", per_vector)
-                k.loop(k.const(0), oh_n, 1, "oh", per_row)
+
+                if dh == 1:                             # rows in pairs: each input row loaded once
+                    k.loop(k.const(0), oh_n, 2, "oh", per_rows)
+                else:
+                    k.loop(k.const(0), oh_n, 1, "oh", per_row)
             k.loop(n0, n1, 1, "n", per_image)
             for o in range(ob):
                 for q in range(kh * kw):
