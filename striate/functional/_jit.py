@@ -145,6 +145,17 @@ class _Builder:
             acc = b.add(b.mul(acc, terms[k]), terms[k + 1])
         return acc
 
+    def strided_load(self, base, offset, stride: int):
+        """L values base[offset + stride*l] (stride 1 or 2: the even lanes of two loads)."""
+        b = self.b
+        first = b.load(self.vptr(base, offset), align=1)
+        if stride == 1:
+            return first
+        second = b.load(self.vptr(base, b.add(offset, self.const(self.lanes))), align=1)
+        even = _ir.Constant(_ir.VectorType(_ir.IntType(32), self.lanes),
+                            [2 * q for q in range(self.lanes)])
+        return b.shuffle_vector(first, second, even)
+
     def vptr(self, base, offset):
         return self.b.bitcast(self.b.gep(base, [offset]), _ir.PointerType(self.vec))
 
@@ -184,14 +195,15 @@ def _ctype(dtype: str):
 
 @lru_cache(maxsize=None)
 def forward_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lanes: int,
-                   tile: int) -> Callable:
+                   tile: int, stride: int = 1) -> Callable:
     """The compiled forward kernel for one kernel shape, dilation, block shape and dtype.
 
     C signature: ``f(xp, w, bias, y, n0, n1, o0, o1, C, O, Hp, Wp, OH, OW)`` computes
     images n0..n1-1 and output channels o0..o1-1 (o1 - o0 a multiple of ``ob``) of
     y (N, O, OH, OW) from xp (N, C, Hp, Wp) (allocated with at least
-    ``2 * LANES + (KW - 1) * dw`` elements after it), w (O, C, KH, KW) and bias (O,),
-    ``ob`` output channels x ``tile`` vectors of ``lanes`` columns at a time.
+    ``4 * LANES + (KW - 1) * dw`` elements after it), w (O, C, KH, KW) and bias (O,),
+    ``ob`` output channels x ``tile`` vectors of ``lanes`` columns at a time.  With
+    ``stride`` 2 (both axes) each input vector is the even lanes of two loads.
     """
     scalar = _scalar(dtype)
     module = _ir.Module(name=f"conv_fwd_{dtype}_{kh}x{kw}")
@@ -215,12 +227,14 @@ def forward_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lane
 
                     def per_channel(c):
                         def per_kernel_row(i):
-                            row = k.index(n, cc, c, hp, b.add(oh, b.mul(i, k.const(dh))), wp, ow0)
+                            row = k.index(n, cc, c, hp, b.add(b.mul(oh, k.const(stride)),
+                                                              b.mul(i, k.const(dh))),
+                                          wp, b.mul(ow0, k.const(stride)))
                             wrow = b.add(b.mul(k.index(o_start, cc, c), taps), b.mul(i, k.const(kw)))
                             sums = [b.load(q) for q in slot]
                             for j in range(kw):
-                                xs = [b.load(k.vptr(xp, b.add(row, k.const(j * dw + t * lanes))),
-                                             align=1) for t in range(tile)]
+                                xs = [k.strided_load(xp, b.add(row, k.const(j * dw + t * lanes * stride)),
+                                                     stride) for t in range(tile)]
                                 for o in range(ob):                 # W[o_start + o, c, i, j]
                                     at = b.add(b.add(wrow, b.mul(k.const(o), b.mul(cc, taps))),
                                                k.const(j))
@@ -250,7 +264,8 @@ def forward_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lane
 
 
 @lru_cache(maxsize=None)
-def weight_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lanes: int) -> Callable:
+def weight_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lanes: int,
+                  stride: int = 1) -> Callable:
     """The compiled weight-gradient kernel for one kernel shape, dilation, block and dtype.
 
     C signature: ``f(xp, dy, dw, n0, n1, o0, o1, C, O, Hp, Wp, OH, OW)`` adds, for
@@ -312,10 +327,15 @@ def weight_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lanes
                                                                      oh_n, oh, ow_n, ow0)),
                                                   k.align, m, k.zero]) for o in range(ob)]
                         for i in range(kh):
-                            row = k.index(n, cc, c, hp, b.add(oh, k.const(i * dh)), wp, ow0)
+                            row = k.index(n, cc, c, hp, b.add(b.mul(oh, k.const(stride)),
+                                                              k.const(i * dh)),
+                                          wp, b.mul(ow0, k.const(stride)))
                             for j in range(kw):
-                                xv = b.call(k.mload, [k.vptr(xp, b.add(row, k.const(j * dw))),
-                                                      k.align, m, k.zero])
+                                if stride == 1:
+                                    xv = b.call(k.mload, [k.vptr(xp, b.add(row, k.const(j * dw))),
+                                                          k.align, m, k.zero])
+                                else:                   # lanes past the row are 0 in dy
+                                    xv = k.strided_load(xp, b.add(row, k.const(j * dw)), stride)
                                 for o in range(ob):
                                     q = (o * kh + i) * kw + j
                                     sums[q] = b.call(k.fma, [grads[o], xv, sums[q]])
@@ -323,7 +343,7 @@ def weight_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lanes
                             b.store(sums[q], slot[q])
                     k.loop(k.const(0), ow_n, lanes, "ow", per_vector)
 
-                if dh == 1:                             # rows in pairs: each input row loaded once
+                if dh == 1 and stride == 1:             # rows in pairs: each input row loaded once
                     k.loop(k.const(0), oh_n, 2, "oh", per_rows)
                 else:
                     k.loop(k.const(0), oh_n, 1, "oh", per_row)

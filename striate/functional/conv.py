@@ -108,8 +108,8 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
     route = choose_algorithm(x, w, stride, padding, dilation, g, algorithm, training=True)
     if route == "dft":
         return conv2d_dft_forward(x, w, b, padding=padding, dilation=dilation)
-    if route == "jit":
-        return conv2d_jit_forward(x, w, b, padding=padding, dilation=dilation)
+    if route == "jit" and _jit_takes(x, stride):
+        return conv2d_jit_forward(x, w, b, stride=stride[0], padding=padding, dilation=dilation)
     cols = im2col_cm(x, padding, (kh, kw), stride, dilation, (oh, ow))  # (C*KH*KW, N*OH*OW)
     y2 = _weight_matmul(w, cols, g)                            # (O, N*OH*OW)
     if b is not None:
@@ -174,15 +174,24 @@ def _jit_choice(x: np.ndarray, w: np.ndarray, stride: tuple[int, int], padding: 
     if algorithm == "jit":
         if not jit_eligible(x, w, stride, padding, dilation, groups):
             raise ConfigError(
-                "conv2d: algorithm 'jit' needs llvmlite (and STRIATE_JIT not 0), stride (1, 1), "
-                "groups 1, a kernel larger than 1x1, padding at most dilation*(kernel-1) and "
-                f"float32/float64 input and weight of one dtype; received stride {tuple(stride)}, "
+                "conv2d: algorithm 'jit' needs llvmlite (and STRIATE_JIT not 0), stride (1, 1) "
+                "(padding at most dilation*(kernel-1)) or (2, 2) (no dilation), groups 1, a "
+                "kernel larger than 1x1 and float32/float64 input and weight of one dtype; "
+                f"received stride {tuple(stride)}, "
                 f"groups {groups}, kernel {tuple(w.shape[2:])}, padding {padding}, dtypes "
                 f"{x.dtype}/{w.dtype}")
         return True
     c, (kh, kw) = x.shape[1], w.shape[2:]
-    ow = x.shape[3] + sum(padding[1]) - dilation[1] * (kw - 1)
+    ow = (x.shape[3] + sum(padding[1]) - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    if stride[1] == 2:                       # measured: forward faster, backward from 16 columns
+        return ow >= JIT_MIN_WIDTH or not training
     return ow >= (JIT_MIN_WIDTH if training else JIT_MIN_WIDTH_INFER) or c * kh * kw <= JIT_MAX_TAPS
+
+
+def _jit_takes(x: np.ndarray, stride: tuple[int, int]) -> bool:
+    """False for a stride-2 convolution of an input holding inf or NaN (its compiled backward
+    reads past the rows' ends, where 0 * inf would be NaN): im2col takes those."""
+    return tuple(stride) == (1, 1) or bool(np.isfinite(x).all())
 
 
 def _weight_matmul(w: np.ndarray, cols: np.ndarray, g: int) -> np.ndarray:
@@ -235,8 +244,9 @@ def conv2d_infer(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
         route = choose_algorithm(x, w, stride, padding, dilation, groups, algorithm, training=False)
     if route == "dft":
         return conv2d_dft_forward(x, w, b, padding=padding, dilation=dilation, post=post)[0]
-    if route == "jit":
-        y = conv2d_jit_forward(x, w, b, padding=padding, dilation=dilation, keep=False)[0]
+    if route == "jit" and _jit_takes(x, stride):
+        y = conv2d_jit_forward(x, w, b, stride=stride[0], padding=padding, dilation=dilation,
+                               keep=False)[0]
         return y if post is None else post(y)
     per_image = cg * groups * kh * kw * max(oh, 1) * max(ow, 1) * x.itemsize
     step = max(1, INFER_COLS_BYTES // max(per_image, 1))

@@ -42,6 +42,7 @@ class JitConvCache:
     pads: Pads
     dilation: tuple[int, int]
     has_bias: bool
+    stride: int = 1
 
 
 def jit_eligible(x: np.ndarray, w: np.ndarray, stride: tuple[int, int], padding: Pads,
@@ -50,8 +51,12 @@ def jit_eligible(x: np.ndarray, w: np.ndarray, stride: tuple[int, int], padding:
     kh, kw = w.shape[2:]
     (pt, pb), (pl, pr) = padding
     dh, dw = dilation
-    return (_jit.jit_available() and tuple(stride) == (1, 1) and groups == 1
-            and x.dtype == w.dtype and x.dtype in (np.float32, np.float64) and kh * kw > 1
+    if not (_jit.jit_available() and groups == 1 and x.dtype == w.dtype
+            and x.dtype in (np.float32, np.float64) and kh * kw > 1):
+        return False
+    if tuple(stride) == (2, 2):                  # stride 2: no dilation, any padding
+        return tuple(dilation) == (1, 1)
+    return (tuple(stride) == (1, 1)
             and min(dh * (kh - 1) - pt, dh * (kh - 1) - pb,
                     dw * (kw - 1) - pl, dw * (kw - 1) - pr) >= 0)
 
@@ -65,7 +70,7 @@ def _padded(x: np.ndarray, pads: Pads, kw: int, dw: int) -> np.ndarray:
     n, c, h, w = x.shape
     (pt, pb), (pl, pr) = pads
     hp, wp = h + pt + pb, w + pl + pr
-    tail = 2 * _jit.LANES[x.dtype.name] + (kw - 1) * dw
+    tail = 4 * _jit.LANES[x.dtype.name] + (kw - 1) * dw
     flat = np.zeros(n * c * hp * wp + tail, dtype=x.dtype)
     grid = flat[:n * c * hp * wp].reshape(n, c, hp, wp)            # (N, C, Hp, Wp)
 
@@ -77,21 +82,22 @@ def _padded(x: np.ndarray, pads: Pads, kw: int, dw: int) -> np.ndarray:
 
 
 def _run_forward(xp: np.ndarray, x_shape: tuple[int, ...], w: np.ndarray, b: np.ndarray,
-                 pads: Pads, dilation: tuple[int, int]) -> np.ndarray:
+                 pads: Pads, dilation: tuple[int, int], stride: int = 1) -> np.ndarray:
     """The forward kernel over a padded buffer, the batch split over the threads."""
     n, c, h, wd = x_shape
     o, _, kh, kw = w.shape
     (pt, pb), (pl, pr) = pads
     hp, wp = h + pt + pb, wd + pl + pr
-    oh, ow = hp - dilation[0] * (kh - 1), wp - dilation[1] * (kw - 1)
+    oh = (hp - dilation[0] * (kh - 1) - 1) // stride + 1
+    ow = (wp - dilation[1] * (kw - 1) - 1) // stride + 1
     y = np.empty((n, o, oh, ow), dtype=w.dtype)
     w = np.ascontiguousarray(w)
     b = np.ascontiguousarray(b, dtype=w.dtype)
     dt = w.dtype.name
     lanes, tile = _jit.row_blocking(dt, ow)
     shape = (dt, kh, kw, dilation[0], dilation[1])
-    block = _jit.forward_kernel(*shape, FORWARD_BLOCK, lanes, tile)
-    single = _jit.forward_kernel(*shape, 1, lanes, tile)
+    block = _jit.forward_kernel(*shape, FORWARD_BLOCK, lanes, tile, stride)
+    single = _jit.forward_kernel(*shape, 1, lanes, tile, stride)
     main = o - o % FORWARD_BLOCK
     ptrs = (xp.ctypes.data, w.ctypes.data, b.ctypes.data, y.ctypes.data)
     dims = (c, o, hp, wp, oh, ow)
@@ -107,20 +113,24 @@ def _run_forward(xp: np.ndarray, x_shape: tuple[int, ...], w: np.ndarray, b: np.
 
 
 def conv2d_jit_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
-                       padding: Pads = ((0, 0), (0, 0)), dilation: tuple[int, int] = (1, 1),
-                       keep: bool = True) -> tuple[np.ndarray, JitConvCache | None]:
-    """Stride-1, groups-1 conv2d (cross-correlation) with the compiled direct kernel.
+                       stride: int = 1, padding: Pads = ((0, 0), (0, 0)),
+                       dilation: tuple[int, int] = (1, 1), keep: bool = True
+                       ) -> tuple[np.ndarray, JitConvCache | None]:
+    """Groups-1 conv2d (cross-correlation) with the compiled direct kernel, stride 1 or 2.
 
     Args:
-        x: input (N, C, H, W), float32 or float64.
+        x: input (N, C, H, W), float32 or float64 (finite for stride 2: its backward
+            kernel reads past the rows' ends where dy is 0, and 0 * inf is NaN).
         w: weight (O, C, KH, KW) of x's dtype.
         b: bias (O,) or None.
+        stride: 1, or 2 along both axes (then no dilation).
         padding: ((top, bottom), (left, right)) zero padding.
         dilation: (dh, dw).
         keep: return the cache for the backward pass (False: inference, None).
 
     Shape:
-        (N, C, H, W) -> (N, O, OH, OW), OH = H + top + bottom - dh*(KH-1) (likewise OW).
+        (N, C, H, W) -> (N, O, OH, OW),
+        OH = floor((H + top + bottom - dh*(KH-1) - 1) / stride) + 1 (likewise OW).
 
     Returns:
         (y, cache) for :func:`conv2d_jit_backward`; y equals conv2d_forward's to rounding.
@@ -128,10 +138,10 @@ def conv2d_jit_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
     kw = w.shape[3]
     xp = _padded(x, padding, kw, dilation[1])
     bias = np.zeros(w.shape[0], dtype=w.dtype) if b is None else b.astype(w.dtype, copy=False)
-    y = _run_forward(xp, x.shape, w, bias, padding, dilation)
+    y = _run_forward(xp, x.shape, w, bias, padding, dilation, stride)
     if not keep:
         return y, None
-    return y, JitConvCache(xp, tuple(x.shape), w, padding, tuple(dilation), b is not None)
+    return y, JitConvCache(xp, tuple(x.shape), w, padding, tuple(dilation), b is not None, stride)
 
 
 def conv2d_jit_backward(dy: np.ndarray, cache: JitConvCache, *, need_dx: bool = True
@@ -146,6 +156,8 @@ def conv2d_jit_backward(dy: np.ndarray, cache: JitConvCache, *, need_dx: bool = 
     db = channel_sum(dy) if cache.has_bias else None
     if not need_dx:
         return None, dw, db
+    if cache.stride == 2:
+        return _strided_input_grad(dy, cache), dw, db
     w = cache.w
     o, c, kh, kw = w.shape
     dh, dwl = cache.dilation
@@ -172,8 +184,8 @@ def _weight_grad(dy: np.ndarray, cache: JitConvCache) -> np.ndarray:
     lanes = _jit.row_blocking(dt, ow)[0]
     ob = 2 if kh * kw <= 12 else 1                  # 2 x 9 accumulators fit the registers
     shape = (dt, kh, kw, cache.dilation[0], cache.dilation[1])
-    block = _jit.weight_kernel(*shape, ob, lanes)
-    single = _jit.weight_kernel(*shape, 1, lanes)
+    block = _jit.weight_kernel(*shape, ob, lanes, cache.stride)
+    single = _jit.weight_kernel(*shape, 1, lanes, cache.stride)
     main = o - o % ob
     starts = range(0, n, WGRAD_IMAGES)
     dims = (c, o, hp, wp, oh, ow)
@@ -198,3 +210,36 @@ def _weight_grad(dy: np.ndarray, cache: JitConvCache) -> np.ndarray:
     for part in parts[1:]:
         total += part
     return total
+
+
+def _strided_input_grad(dy: np.ndarray, cache: JitConvCache) -> np.ndarray:
+    """dx of a stride-2 convolution: four stride-1 input gradients, one per pixel parity.
+
+    Padded input pixel (2a + p, 2b + q) meets only the taps (i, j) with i = 2u + p,
+    j = 2v + q, through dy[a - u, b - v]: for each parity (p, q) that is the input
+    gradient of a stride-1 convolution with the sub-kernel W[:, :, p::2, q::2] over
+    the (p, q) pixels, which the forward kernel computes from dy (zero-padded, the
+    sub-kernel flipped); the four results interleave into the padded input's grid.
+
+    Shape:
+        dy (N, O, OH, OW) -> dx (N, C, H, W)
+    """
+    n, c, h, wd = cache.x_shape
+    (pt, pb), (pl, pr) = cache.pads
+    hp, wp = h + pt + pb, wd + pl + pr
+    oh, ow = dy.shape[2:]
+    dxp = np.empty((n, c, hp, wp), dtype=dy.dtype)
+    for p in range(2):
+        for q in range(2):
+            sub = cache.w[:, :, p::2, q::2]                              # (O, C, Ku, Kv)
+            ku, kv = sub.shape[2:]
+            rows, cols = dxp[:, :, p::2, q::2].shape[2:]
+            if ku == 0 or kv == 0:
+                dxp[:, :, p::2, q::2] = 0
+                continue
+            pads = ((ku - 1, rows - oh), (kv - 1, cols - ow))             # full correlation,
+            w_t = np.ascontiguousarray(sub.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])  # cropped
+            grad = _run_forward(_padded(dy, pads, kv, 1), dy.shape, w_t,
+                                np.zeros(c, dtype=dy.dtype), pads, (1, 1))      # (N, C, rows, cols)
+            dxp[:, :, p::2, q::2] = grad
+    return np.ascontiguousarray(dxp[:, :, pt:pt + h, pl:pl + wd])

@@ -109,8 +109,10 @@ def test_weight_gradient_does_not_depend_on_the_thread_count():
 def test_bad_requests_name_what_the_route_needs(monkeypatch):
     x = np.zeros((1, 2, 8, 8), np.float32)
     w = np.zeros((2, 2, 3, 3), np.float32)
+    with pytest.raises(ConfigError, match=r"'jit' needs llvmlite.*received stride \(3, 3\)"):
+        C.conv2d_forward(x, w, None, stride=(3, 3), algorithm="jit")
     with pytest.raises(ConfigError, match=r"'jit' needs llvmlite.*received stride \(2, 2\)"):
-        C.conv2d_forward(x, w, None, stride=(2, 2), algorithm="jit")
+        C.conv2d_forward(x, w, None, stride=(2, 2), dilation=(2, 2), algorithm="jit")
     with pytest.raises(ConfigError, match=r"kernel \(1, 1\)"):
         C.conv2d_forward(x, w[:, :, :1, :1], None, algorithm="jit")
     with pytest.raises(ConfigError, match=r"padding \(\(3, 3\), \(3, 3\)\)"):
@@ -150,3 +152,44 @@ def test_fused_inference_with_the_jit_route_equals_layer_by_layer():
     with striate.no_grad():
         fused = model(x)
     np.testing.assert_allclose(fused, unfused, rtol=1e-11, atol=1e-11)
+
+
+STRIDED = [
+    ((2, 3, 9, 11), (5, 3, 3), ((1, 1), (1, 1))),
+    ((3, 16, 32, 32), (32, 3, 3), ((1, 1), (1, 1))),
+    ((2, 4, 13, 10), (6, 5, 5), ((2, 2), (2, 2))),
+    ((2, 5, 7, 6), (9, 3, 3), ((0, 0), (0, 0))),
+    ((2, 2, 12, 12), (3, 4, 4), ((1, 2), (0, 1))),
+]
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("case", STRIDED)
+def test_stride_two_matches_the_im2col_route(case, dtype, tol):
+    x, w, b, pads, _ = _data(case + ((1, 1),), dtype)
+    kw = dict(stride=(2, 2), padding=pads)
+    y, cache = C.conv2d_forward(x, w, b, algorithm="jit", **kw)
+    ref, ref_cache = C.conv2d_forward(x, w, b, algorithm="im2col", **kw)
+    assert isinstance(cache, CJ.JitConvCache) and cache.stride == 2 and y.shape == ref.shape
+    np.testing.assert_allclose(y, ref, rtol=0, atol=tol * np.abs(ref).max())
+    dy = np.random.default_rng(8).standard_normal(y.shape).astype(dtype)
+    for got, want in zip(C.conv2d_backward(dy, cache), C.conv2d_backward(dy, ref_cache)):
+        np.testing.assert_allclose(got, want, rtol=0, atol=tol * np.abs(want).max())
+
+
+def test_stride_two_with_an_inf_takes_the_im2col_route():
+    x, w, b, pads, _ = _data(STRIDED[1] + ((1, 1),), np.float32)
+    x[1, 2, 5, 5] = np.inf
+    y, cache = C.conv2d_forward(x, w, b, stride=(2, 2), padding=pads, algorithm="jit")
+    assert not isinstance(cache, CJ.JitConvCache)
+    ref, _ = C.conv2d_forward(x, w, b, stride=(2, 2), padding=pads, algorithm="im2col")
+    np.testing.assert_array_equal(y, ref)
+
+
+def test_stride_two_finite_differences():
+    rng = np.random.default_rng(9)
+    layer = nn.Conv2d(3, 4, 3, stride=2, padding=1, dtype=np.float64, rng=rng)
+    x = rng.standard_normal((2, 3, 11, 34))
+    assert C.choose_algorithm(x, layer.weight.data, (2, 2), layer._pads, (1, 1), 1, "auto",
+                              training=True) == "jit"
+    assert gradcheck(layer, x) < 1e-7
