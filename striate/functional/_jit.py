@@ -195,15 +195,16 @@ def _ctype(dtype: str):
 
 @lru_cache(maxsize=None)
 def forward_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lanes: int,
-                   tile: int, stride: int = 1) -> Callable:
+                   tile: int, stride: int = 1, rows: int = 1) -> Callable:
     """The compiled forward kernel for one kernel shape, dilation, block shape and dtype.
 
     C signature: ``f(xp, w, bias, y, n0, n1, o0, o1, C, O, Hp, Wp, OH, OW)`` computes
     images n0..n1-1 and output channels o0..o1-1 (o1 - o0 a multiple of ``ob``) of
     y (N, O, OH, OW) from xp (N, C, Hp, Wp) (allocated with at least
     ``4 * LANES + (KW - 1) * dw`` elements after it), w (O, C, KH, KW) and bias (O,),
-    ``ob`` output channels x ``tile`` vectors of ``lanes`` columns at a time.  With
-    ``stride`` 2 (both axes) each input vector is the even lanes of two loads.
+    ``ob`` output channels x ``rows`` output rows x ``tile`` vectors of ``lanes`` columns
+    at a time (two rows for narrow maps: each weight loaded serves twice as many vectors).
+    With ``stride`` 2 (both axes, one row) each input vector is the even lanes of two loads.
     """
     scalar = _scalar(dtype)
     module = _ir.Module(name=f"conv_fwd_{dtype}_{kh}x{kw}")
@@ -214,15 +215,19 @@ def forward_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lane
         a.add_attribute("noalias")
     k = _Builder(fn, scalar, lanes)
     b = k.b
-    acc = b.alloca(_ir.ArrayType(k.vec, ob * tile))
-    slot = [b.gep(acc, [k.const(0), k.const(q)]) for q in range(ob * tile)]
+    vectors = rows * tile                                # per output channel
+    acc = b.alloca(_ir.ArrayType(k.vec, ob * vectors))
+    slot = [b.gep(acc, [k.const(0), k.const(q)]) for q in range(ob * vectors)]
     taps = k.const(kh * kw)
 
     def per_image(n):
         def per_block(o_start):
             def per_row(oh):
+                valid = [None] + [b.select(b.icmp_signed("<", b.add(oh, k.const(r)), oh_n),
+                                           k.all_lanes, k.no_lanes) for r in range(1, rows)]
+
                 def per_tile(ow0):
-                    for q in range(ob * tile):
+                    for q in range(ob * vectors):
                         b.store(k.zero, slot[q])
 
                     def per_channel(c):
@@ -235,27 +240,35 @@ def forward_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lane
                             for j in range(kw):
                                 xs = [k.strided_load(xp, b.add(row, k.const(j * dw + t * lanes * stride)),
                                                      stride) for t in range(tile)]
+                                for r in range(1, rows):            # row oh + r (masked if past OH)
+                                    row_r = b.add(row, b.mul(wp, k.const(r)))
+                                    xs += [b.call(k.mload, [k.vptr(xp, b.add(row_r, k.const(j * dw + t * lanes))),
+                                                            k.align, valid[r], k.zero])
+                                           for t in range(tile)]
                                 for o in range(ob):                 # W[o_start + o, c, i, j]
                                     at = b.add(b.add(wrow, b.mul(k.const(o), b.mul(cc, taps))),
                                                k.const(j))
                                     wv = k.splat(b.load(b.gep(w, [at])))
-                                    for t in range(tile):
-                                        q = o * tile + t
-                                        sums[q] = b.call(k.fma, [wv, xs[t], sums[q]])
-                            for q in range(ob * tile):
+                                    for v in range(vectors):
+                                        q = o * vectors + v
+                                        sums[q] = b.call(k.fma, [wv, xs[v], sums[q]])
+                            for q in range(ob * vectors):
                                 b.store(sums[q], slot[q])
                         k.loop(k.const(0), k.const(kh), 1, "i", per_kernel_row)
                     k.loop(k.const(0), cc, 1, "c", per_channel)
                     for o in range(ob):                         # the bias last, as y = W x + b
-                        base = k.index(n, oo, b.add(o_start, k.const(o)), oh_n, oh, ow_n, ow0)
                         shift = k.splat(b.load(b.gep(bias, [b.add(o_start, k.const(o))])))
-                        for t in range(tile):
-                            col = b.add(ow0, k.const(t * lanes))
-                            b.call(k.mstore, [b.fadd(b.load(slot[o * tile + t]), shift),
-                                              k.vptr(y, b.add(base, k.const(t * lanes))),
-                                              k.align, k.mask(col, ow_n)])
+                        for r in range(rows):
+                            base = k.index(n, oo, b.add(o_start, k.const(o)), oh_n,
+                                           b.add(oh, k.const(r)), ow_n, ow0)
+                            for t in range(tile):
+                                m = k.mask(b.add(ow0, k.const(t * lanes)), ow_n)
+                                if r:
+                                    m = b.and_(m, valid[r])
+                                b.call(k.mstore, [b.fadd(b.load(slot[o * vectors + r * tile + t]), shift),
+                                                  k.vptr(y, b.add(base, k.const(t * lanes))), k.align, m])
                 k.loop(k.const(0), ow_n, tile * lanes, "ow", per_tile)
-            k.loop(k.const(0), oh_n, 1, "oh", per_row)
+            k.loop(k.const(0), oh_n, rows, "oh", per_row)
         k.loop(o0, o1, ob, "ob", per_block)
     k.loop(n0, n1, 1, "n", per_image)
     b.ret_void()

@@ -95,9 +95,10 @@ def _run_forward(xp: np.ndarray, x_shape: tuple[int, ...], w: np.ndarray, b: np.
     b = np.ascontiguousarray(b, dtype=w.dtype)
     dt = w.dtype.name
     lanes, tile = _jit.row_blocking(dt, ow)
+    rows = 2 if tile == 1 and stride == 1 else 1       # narrow rows: two rows per tile
     shape = (dt, kh, kw, dilation[0], dilation[1])
-    block = _jit.forward_kernel(*shape, FORWARD_BLOCK, lanes, tile, stride)
-    single = _jit.forward_kernel(*shape, 1, lanes, tile, stride)
+    block = _jit.forward_kernel(*shape, FORWARD_BLOCK, lanes, tile, stride, rows)
+    single = _jit.forward_kernel(*shape, 1, lanes, tile, stride, rows)
     main = o - o % FORWARD_BLOCK
     ptrs = (xp.ctypes.data, w.ctypes.data, b.ctypes.data, y.ctypes.data)
     dims = (c, o, hp, wp, oh, ow)
