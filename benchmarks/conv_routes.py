@@ -9,7 +9,7 @@ each route, medians of interleaved repeats, and prints speed-ups (im2col time /
 DFT time: above 1 the DFT route is faster), the cost model's ratio
 (``dft_conv_costs``) and the NumPy route "auto" takes (its choice between these two;
 with llvmlite installed "auto" may take the compiled kernels first, see
-``conv.JIT_MIN_WIDTH``).  Rerun it to re-fit ``DFT_MIN_RATIO_TRAIN`` /
+``conv_jit.JIT_MIN_WIDTH``).  Rerun it to re-fit ``DFT_MIN_RATIO_TRAIN`` /
 ``DFT_MIN_RATIO_INFER`` on another machine.
 """
 

@@ -26,8 +26,6 @@ import threading
 from functools import lru_cache
 from typing import Callable
 
-import numpy as np
-
 try:                                                   # optional dependency
     import llvmlite.binding as _llvm
     import llvmlite.ir as _ir

@@ -11,7 +11,8 @@ from ..errors import ConfigError, ShapeError
 from .conv_dft import (DftConvCache, DftGeometry, conv2d_dft_backward, conv2d_dft_forward,
                        dft_conv_costs, post_output_hw)
 from ._parallel import parallel_parts
-from .conv_jit import JitConvCache, conv2d_jit_backward, conv2d_jit_forward, jit_eligible
+from .conv_jit import (JitConvCache, conv2d_jit_backward, conv2d_jit_forward, jit_eligible,
+                       jit_faster, jit_takes)
 from .norm import channel_sum
 from .im2col import Pads, col2im_cm, im2col_cm, out_size, to_batch_major, to_channel_major
 
@@ -22,14 +23,6 @@ from .im2col import Pads, col2im_cm, im2col_cm, out_size, to_batch_major, to_cha
 KEEP_COLS_BYTES = 32 << 20
 
 ALGORITHMS = ("auto", "im2col", "dft", "jit")
-
-# "auto" takes the compiled direct kernels (conv_jit, when llvmlite is installed) where
-# they were measured faster than both NumPy routes (BENCHMARKS.md, change 27): output rows
-# of at least JIT_MIN_WIDTH columns (inference: JIT_MIN_WIDTH_INFER), or few column rows
-# (C*KH*KW <= JIT_MAX_TAPS: first layers), at any width.
-JIT_MIN_WIDTH = 16
-JIT_MIN_WIDTH_INFER = 12
-JIT_MAX_TAPS = 32
 
 # "auto" takes the DFT route when im2col's estimated cost is at least these times the
 # DFT route's (conv_dft.dft_conv_costs), fitted to 20 shapes timed on 2 threads
@@ -108,7 +101,7 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
     route = choose_algorithm(x, w, stride, padding, dilation, g, algorithm, training=True)
     if route == "dft":
         return conv2d_dft_forward(x, w, b, padding=padding, dilation=dilation)
-    if route == "jit" and _jit_takes(x, stride):
+    if route == "jit" and jit_takes(x, stride):
         return conv2d_jit_forward(x, w, b, stride=stride[0], padding=padding, dilation=dilation)
     cols = im2col_cm(x, padding, (kh, kw), stride, dilation, (oh, ow))  # (C*KH*KW, N*OH*OW)
     y2 = _weight_matmul(w, cols, g)                            # (O, N*OH*OW)
@@ -127,7 +120,7 @@ def choose_algorithm(x: np.ndarray, w: np.ndarray, stride: tuple[int, int], padd
     """"im2col", "dft" or "jit" for one convolution; ``algorithm`` "auto" picks the fastest.
 
     The compiled kernels ("jit", :mod:`striate.functional.conv_jit`) need llvmlite; "auto"
-    takes them where they were measured faster (see JIT_MIN_WIDTH).  Otherwise the DFT
+    takes them where they were measured faster (:func:`conv_jit.jit_faster`).  Otherwise the DFT
     route needs stride 1, groups 1, a kernel larger than 1x1 and float32/64 data; "auto"
     also keeps im2col for padded sides above DFT_MAX_SIDE and kernel spectra above
     DFT_MAX_KERNEL_BYTES, and otherwise takes the DFT route when im2col's estimated cost
@@ -170,28 +163,17 @@ def _numpy_route(x: np.ndarray, w: np.ndarray, stride: tuple[int, int], padding:
 
 def _jit_choice(x: np.ndarray, w: np.ndarray, stride: tuple[int, int], padding: Pads,
                 dilation: tuple[int, int], groups: int, algorithm: str, training: bool) -> bool:
-    """Whether to take the compiled kernels: as asked ("jit"), or where they are faster ("auto")."""
+    """Whether to take the compiled kernels: as asked ("jit"), or where faster ("auto")."""
     if algorithm == "jit":
         if not jit_eligible(x, w, stride, padding, dilation, groups):
             raise ConfigError(
                 "conv2d: algorithm 'jit' needs llvmlite (and STRIATE_JIT not 0), stride (1, 1) "
                 "(padding at most dilation*(kernel-1)) or (2, 2) (no dilation), groups 1, a "
                 "kernel larger than 1x1 and float32/float64 input and weight of one dtype; "
-                f"received stride {tuple(stride)}, "
-                f"groups {groups}, kernel {tuple(w.shape[2:])}, padding {padding}, dtypes "
-                f"{x.dtype}/{w.dtype}")
+                f"received stride {tuple(stride)}, groups {groups}, kernel {tuple(w.shape[2:])}, "
+                f"padding {padding}, dtypes {x.dtype}/{w.dtype}")
         return True
-    c, (kh, kw) = x.shape[1], w.shape[2:]
-    ow = (x.shape[3] + sum(padding[1]) - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-    if stride[1] == 2:                       # measured: forward faster, backward from 16 columns
-        return ow >= JIT_MIN_WIDTH or not training
-    return ow >= (JIT_MIN_WIDTH if training else JIT_MIN_WIDTH_INFER) or c * kh * kw <= JIT_MAX_TAPS
-
-
-def _jit_takes(x: np.ndarray, stride: tuple[int, int]) -> bool:
-    """False for a stride-2 convolution of an input holding inf or NaN (its compiled backward
-    reads past the rows' ends, where 0 * inf would be NaN): im2col takes those."""
-    return tuple(stride) == (1, 1) or bool(np.isfinite(x).all())
+    return jit_faster(x, w, stride, padding, dilation, training)
 
 
 def _weight_matmul(w: np.ndarray, cols: np.ndarray, g: int) -> np.ndarray:
@@ -244,7 +226,7 @@ def conv2d_infer(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
         route = choose_algorithm(x, w, stride, padding, dilation, groups, algorithm, training=False)
     if route == "dft":
         return conv2d_dft_forward(x, w, b, padding=padding, dilation=dilation, post=post)[0]
-    if route == "jit" and _jit_takes(x, stride):
+    if route == "jit" and jit_takes(x, stride):
         y = conv2d_jit_forward(x, w, b, stride=stride[0], padding=padding, dilation=dilation,
                                keep=False)[0]
         return y if post is None else post(y)

@@ -28,6 +28,13 @@ from .norm import channel_sum
 
 # Output channels per block of the forward kernel (its registers hold OB x T vectors).
 FORWARD_BLOCK = 8
+# "auto" takes the compiled kernels where they were measured faster than both NumPy routes
+# (BENCHMARKS.md, changes 27 and 32): output rows of at least JIT_MIN_WIDTH columns in
+# training (JIT_MIN_WIDTH_INFER in inference), or few column rows (C*KH*KW <= JIT_MAX_TAPS:
+# first layers) at any width; stride 2: always in inference, from JIT_MIN_WIDTH in training.
+JIT_MIN_WIDTH = 16
+JIT_MIN_WIDTH_INFER = 12
+JIT_MAX_TAPS = 32
 # Output rows per tile of the forward kernel when a row is at most one vector wide.
 NARROW_ROWS = 2
 # Images per block of the weight gradient (also the unit of its thread split): about this
@@ -63,6 +70,25 @@ def jit_eligible(x: np.ndarray, w: np.ndarray, stride: tuple[int, int], padding:
     return (tuple(stride) == (1, 1)
             and min(dh * (kh - 1) - pt, dh * (kh - 1) - pb,
                     dw * (kw - 1) - pl, dw * (kw - 1) - pr) >= 0)
+
+
+def jit_faster(x: np.ndarray, w: np.ndarray, stride: tuple[int, int], padding: Pads,
+               dilation: tuple[int, int], training: bool) -> bool:
+    """Whether the compiled kernels beat the NumPy routes here (an eligible convolution).
+
+    The output width decides (the kernels vectorise along it), or a small C*KH*KW.
+    """
+    c, (kh, kw) = x.shape[1], w.shape[2:]
+    ow = (x.shape[3] + sum(padding[1]) - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    if stride[1] == 2:                       # measured: forward faster, backward from 16 columns
+        return ow >= JIT_MIN_WIDTH or not training
+    return ow >= (JIT_MIN_WIDTH if training else JIT_MIN_WIDTH_INFER) or c * kh * kw <= JIT_MAX_TAPS
+
+
+def jit_takes(x: np.ndarray, stride: tuple[int, int]) -> bool:
+    """False for a stride-2 convolution of an input holding inf or NaN (its compiled backward
+    reads past the rows' ends, where 0 * inf would be NaN): im2col takes those."""
+    return tuple(stride) == (1, 1) or bool(np.isfinite(x).all())
 
 
 def _padded(x: np.ndarray, pads: Pads, kw: int, dw: int) -> np.ndarray:

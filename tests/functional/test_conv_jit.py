@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
-import striate
 from striate import nn
 from striate.errors import ConfigError
 from striate.functional import _parallel as P
 from striate.functional import conv as C
 from striate.functional import conv_jit as CJ
 from striate.gradcheck import gradcheck
+from tests.nn.test_fusion import _both, _randomise_bn
 from tests.util import torch_or_skip
 
 pytest.importorskip("llvmlite")
@@ -144,13 +144,9 @@ def test_fused_inference_with_the_jit_route_equals_layer_by_layer():
     model = nn.Sequential(nn.Conv2d(1, 8, 5, padding=2, dtype=np.float64, rng=rng),
                           nn.BatchNorm2d(8, dtype=np.float64), nn.ReLU(), nn.MaxPool2d(2),
                           nn.Conv2d(8, 8, 3, padding=1, dtype=np.float64, rng=rng), nn.ReLU(),
-                          nn.Flatten()).eval()
-    model[1].set_buffer("running_mean", rng.standard_normal(8))
-    model[1].set_buffer("running_var", rng.uniform(0.5, 2.0, 8))
-    x = rng.standard_normal((5, 1, 28, 28))
-    unfused = model(x)
-    with striate.no_grad():
-        fused = model(x)
+                          nn.Flatten())
+    _randomise_bn(model, rng)
+    unfused, fused = _both(model, rng.standard_normal((5, 1, 28, 28)))
     np.testing.assert_allclose(fused, unfused, rtol=1e-11, atol=1e-11)
 
 

@@ -8,6 +8,7 @@ from striate import nn
 from striate.functional import conv_pool as CP
 from striate.functional.conv import conv2d_forward
 from striate.functional.pool import max_pool2d_forward
+from tests.nn.test_fusion import _both, _randomise_bn
 
 
 @pytest.fixture(autouse=True)
@@ -94,13 +95,9 @@ def test_fused_inference_takes_the_route_only_where_it_is_exact(pool, taken, mon
     calls = _count_calls(monkeypatch)
     rng = np.random.default_rng(3)
     model = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2, dtype=np.float64, rng=rng),
-                          nn.BatchNorm2d(6, dtype=np.float64), nn.ReLU(), pool, nn.Flatten()).eval()
-    model[1].set_buffer("running_mean", rng.standard_normal(6))
-    model[1].set_buffer("running_var", rng.uniform(0.5, 2.0, 6))
-    x = rng.standard_normal((7, 1, 13, 13))
-    unfused = model(x)
-    with striate.no_grad():
-        fused = model(x)
+                          nn.BatchNorm2d(6, dtype=np.float64), nn.ReLU(), pool, nn.Flatten())
+    _randomise_bn(model, rng)
+    unfused, fused = _both(model, rng.standard_normal((7, 1, 13, 13)))
     np.testing.assert_allclose(fused, unfused, rtol=1e-12, atol=1e-12)
     assert bool(calls) == taken
 
