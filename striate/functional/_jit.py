@@ -6,16 +6,19 @@ KH*KW times and OpenBLAS runs GEMMs with 16 output rows far below its rate.  Whe
 kernels with explicit vector types, compiled for the machine it runs on:
 
 * ``forward``: y[n, o, oh, ow] = bias[o] + sum_{c,i,j} w[o, c, i, j] *
-  xp[n, c, oh + i*dh, ow + j*dw] over a zero-padded input.  A block of OB output
-  channels times T vectors of L output columns stays in registers while the loop
-  runs over (c, i, j); each input vector loaded feeds OB fused multiply-adds.
-* ``weight``: dw[o, c, i, j] += sum_{n,oh,ow} dy[n, o, oh, ow] * xp[n, c, oh + i*dh,
-  ow + j*dw], with a block of OB x KH x KW vector accumulators.
+  xp[n, c, s*oh + i*dh, s*ow + j*dw] over a zero-padded input (stride s = 1 or 2).
+  A block of OB output channels x R output rows x T vectors of L output columns
+  stays in registers while the loop runs over (c, i, j); each input vector loaded
+  feeds OB fused multiply-adds, each weight broadcast R*T.
+* ``weight``: dw[o, c, i, j] += sum_{n,oh,ow} dy[n, o, oh, ow] * xp[n, c, s*oh + i*dh,
+  s*ow + j*dw], with a block of OB x KH x KW vector accumulators (stride 1: output
+  rows in pairs, each input row loaded once for both).
 
-Sizes are run-time arguments; only the kernel's shape (KH, KW, dilation, OB, the
-dtype) is compiled in, so a handful of kernels serve every layer.  The last vector
-of a row is masked, so any width works.  Set ``STRIATE_JIT=0`` to use the NumPy
-routes only.
+Sizes are run-time arguments; only the kernel's shape (KH, KW, dilation, stride,
+blocking, the dtype) is compiled in, so a handful of kernels serve every layer.  The
+last vector of a row is masked, so any width works.  The batch-norm and max-pool
+kernels (:mod:`._jit_norm`, :mod:`._jit_pool`) use the same helpers.  Set
+``STRIATE_JIT=0`` to use the NumPy routes only.
 """
 
 from __future__ import annotations

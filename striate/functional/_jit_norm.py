@@ -29,7 +29,7 @@ __all__ = ["norm_kernel"]
 # each lane sums a quarter as many values).
 UNROLL = 4
 
-# kernel name -> (pointer arguments, per-plane vectors read, vectors written)
+# kernel name -> its pointer arguments, in order (then k0, k1, P, C)
 _KINDS = {
     "sums": ("x", "out"),
     "squares": ("x", "mean", "out"),
