@@ -10,6 +10,7 @@ from .. import init
 from .._random import get_rng
 from ..errors import ConfigError, ShapeError
 from ..functional import conv as F
+from ..functional import conv1d as F1
 from ..functional._utils import conv_padding, ntuple
 from .module import Module, is_grad_enabled
 from .parameter import Parameter
@@ -158,14 +159,14 @@ class Conv1d(_ConvNd):
     def forward(self, x: Any) -> np.ndarray:
         x = self._input(x)
         b = None if self.bias is None else self.bias.data
-        y, cache = F.conv1d_forward(x, self.weight.data, b, stride=self.stride[0],
+        y, cache = F1.conv1d_forward(x, self.weight.data, b, stride=self.stride[0],
                                     padding=self._pads[0], dilation=self.dilation[0],
                                     groups=self.groups)
         self._keep(cache)
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        dx, dw, db = F.conv1d_backward(dy, self._take(), need_dx=self.input_grad)
+        dx, dw, db = F1.conv1d_backward(dy, self._take(), need_dx=self.input_grad)
         self.weight.accumulate(dw)
         if db is not None:
             self.bias.accumulate(db)
