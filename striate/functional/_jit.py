@@ -160,26 +160,19 @@ class _Builder:
     def vptr(self, base, offset):
         return self.b.bitcast(self.b.gep(base, [offset]), _ir.PointerType(self.vec))
 
-    def splat(self, scalar):
+    def splat(self, scalar, vec_type=None):
+        """A vector (of ``vec_type``, default the kernel's float vector) with every lane ``scalar``."""
         b = self.b
-        one = b.insert_element(_ir.Constant(self.vec, _ir.Undefined), scalar,
-                               _ir.Constant(_ir.IntType(32), 0))
-        return b.shuffle_vector(one, _ir.Constant(self.vec, _ir.Undefined),
-                                _ir.Constant(_ir.VectorType(_ir.IntType(32), self.lanes),
-                                             [0] * self.lanes))
+        vt = vec_type or self.vec
+        one = b.insert_element(_ir.Constant(vt, _ir.Undefined), scalar, _ir.Constant(_ir.IntType(32), 0))
+        return b.shuffle_vector(one, _ir.Constant(vt, _ir.Undefined),
+                                _ir.Constant(_ir.VectorType(_ir.IntType(32), self.lanes), [0] * self.lanes))
 
     def mask(self, start, limit):
         """Lanes start .. start+L-1 that are below ``limit``."""
         b = self.b
-        starts = b.add(self.splat_i64(start), self.lane_ids)
-        return b.icmp_signed("<", starts, self.splat_i64(limit))
-
-    def splat_i64(self, value):
-        b = self.b
-        vt = _ir.VectorType(self.i64, self.lanes)
-        one = b.insert_element(_ir.Constant(vt, _ir.Undefined), value, _ir.Constant(_ir.IntType(32), 0))
-        return b.shuffle_vector(one, _ir.Constant(vt, _ir.Undefined),
-                                _ir.Constant(_ir.VectorType(_ir.IntType(32), self.lanes), [0] * self.lanes))
+        starts = b.add(self.splat(start, self.lane_ids.type), self.lane_ids)
+        return b.icmp_signed("<", starts, self.splat(limit, self.lane_ids.type))
 
 
 def _declare(module, name: str, ret, args):

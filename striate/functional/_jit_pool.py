@@ -19,8 +19,11 @@ import ctypes
 from functools import lru_cache
 from typing import Callable
 
+import numpy as np
+
 from . import _jit
 from ._jit import _Builder, _compile, _declare, _scalar
+from ._parallel import parallel_for
 
 __all__ = ["pool_kernel"]
 
@@ -130,8 +133,6 @@ def pool_kernel(kind: str, dtype: str) -> Callable:
 
 def usable(dtype, hw: tuple, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple) -> bool:
     """Whether the compiled 2x2 kernels can pool planes of size ``hw`` (even sides, float)."""
-    import numpy as np
-
     return (_jit.jit_available() and tuple(kernel) == (2, 2) and tuple(stride) == (2, 2)
             and tuple(padding) == (0, 0) and tuple(dilation) == (1, 1)
             and np.dtype(dtype) in (np.float32, np.float64) and hw[0] % 2 == 0 and hw[1] % 2 == 0)
@@ -139,10 +140,6 @@ def usable(dtype, hw: tuple, kernel: tuple, stride: tuple, padding: tuple, dilat
 
 def max_pool_2x2(x):
     """(y, arg) of the 2x2, stride-2 max pool of x (N, C, H, W): y (N, C, H/2, W/2), arg int8."""
-    import numpy as np
-
-    from ._parallel import parallel_for
-
     n, c, h, w = x.shape
     y = np.empty((n, c, h // 2, w // 2), dtype=x.dtype)
     arg = np.empty((n, c, h // 2, w // 2), dtype=np.int8)
@@ -157,10 +154,6 @@ def max_pool_2x2(x):
 
 def max_pool_2x2_backward(dy, arg, x_shape: tuple):
     """dx (N, C, H, W) of max_pool_2x2: dy at each window's arg-max, 0 elsewhere."""
-    import numpy as np
-
-    from ._parallel import parallel_for
-
     n, c, h, w = x_shape
     dy = np.ascontiguousarray(dy)
     dx = np.empty(x_shape, dtype=dy.dtype)

@@ -105,6 +105,29 @@ def parallel_sum(fn: Callable[[int, int], Any], n: int, elements: int) -> Any:
     return total
 
 
+def sum_in_order(arrays: list[Any]) -> Any:
+    """arrays[0] + arrays[1] + ..., first to last (None for an empty list)."""
+    if not arrays:
+        return None
+    total = arrays[0]
+    for a in arrays[1:]:
+        total = total + a
+    return total
+
+
+def sum_of_blocks(block: Callable[[int], Any], count: int, elements: int) -> Any:
+    """block(0) + block(1) + ... + block(count - 1), the blocks spread over the threads.
+
+    The caller fixes the blocks and the sum runs first to last, so the result does
+    not depend on the thread count; ``block`` may call BLAS (as in :func:`parallel_parts`).
+    None when count is 0.
+    """
+    def part(first: int, last: int) -> list[Any]:
+        return [block(i) for i in range(first, last)]
+
+    return sum_in_order([v for group in parallel_parts(part, count, elements) for v in group])
+
+
 def parallel_for(fn: Callable[[int, int], None], n: int, elements: int) -> None:
     """Call ``fn(start, stop)`` over a split of ``range(n)``, one part per thread.
 

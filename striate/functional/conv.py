@@ -10,7 +10,7 @@ import numpy as np
 from ..errors import ConfigError, ShapeError
 from .conv_dft import (DftConvCache, DftGeometry, conv2d_dft_backward, conv2d_dft_forward,
                        dft_conv_costs, post_output_hw)
-from ._parallel import parallel_parts
+from ._parallel import parallel_parts, sum_of_blocks
 from .conv_jit import (JitConvCache, conv2d_jit_backward, conv2d_jit_forward, jit_eligible,
                        jit_faster, jit_takes)
 from .norm import channel_sum
@@ -350,18 +350,13 @@ def _weight_grad(dy: np.ndarray, cols: np.ndarray) -> np.ndarray:
         return np.zeros((o, cols.shape[0]), dtype=np.result_type(dy, cols))
     d3 = dy.reshape(n, o, -1)                                      # (N, O, P)
     c3 = cols.reshape(cols.shape[0], n, -1)                        # (K, N, P)
-    starts = range(0, n, WGRAD_BLOCK)
 
-    def blocks(first: int, last: int) -> list[np.ndarray]:
-        sums = []
-        for a in starts[first:last]:
-            b = min(a + WGRAD_BLOCK, n)
-            stack = np.matmul(d3[a:b], c3[:, a:b].transpose(1, 2, 0))  # (b-a, O, K)
-            sums.append(stack.sum(axis=0))
-        return sums
+    def block(i: int) -> np.ndarray:
+        a, b = i * WGRAD_BLOCK, min((i + 1) * WGRAD_BLOCK, n)
+        stack = np.matmul(d3[a:b], c3[:, a:b].transpose(1, 2, 0))      # (b-a, O, K)
+        return stack.sum(axis=0)
 
-    parts = parallel_parts(blocks, len(starts), dy.size + cols.size)
-    return np.sum([s for part in parts for s in part], axis=0)
+    return sum_of_blocks(block, -(-n // WGRAD_BLOCK), dy.size + cols.size)
 
 
 def _full_pads(cache: Conv2dCache) -> Pads | None:

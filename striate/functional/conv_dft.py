@@ -39,7 +39,7 @@ from typing import Callable
 import numpy as np
 
 from .im2col import Pads
-from ._parallel import MIN_ELEMENTS, get_num_threads, parallel_for, parallel_parts
+from ._parallel import MIN_ELEMENTS, get_num_threads, parallel_for, parallel_parts, sum_of_blocks
 
 
 # Batch chunk size: about this many bytes of spectrum (x's or y's, the larger) per chunk,
@@ -335,15 +335,11 @@ def conv2d_dft_backward(dy: np.ndarray, cache: DftConvCache, *, need_dx: bool = 
             _spectrum_adjoint(np.matmul(spec_g, spec_w_h), geo, out=dx[start:stop])
         return np.matmul(spec_x.conj().transpose(0, 2, 1), spec_g)       # dK = X^H @ dY (B, C, O)
 
-    def parts(first: int, last: int) -> np.ndarray:                      # forward parts first..last-1
-        return _sum_in_order([one(*cache.spec_x[i]) for i in range(first, last)])
-
     # Split along the forward pass's parts (its spectra are cut that way).
     count = len(cache.spec_x)
-    if count:
-        spec_dw = _sum_in_order(parallel_parts(parts, count, MIN_ELEMENTS * count))  # (B, C, O)
-    else:                                                                # an empty batch
-        spec_dw = np.zeros_like(cache.spec_w)
+    spec_dw = sum_of_blocks(lambda i: one(*cache.spec_x[i]), count, MIN_ELEMENTS * count)
+    if spec_dw is None:                                                  # an empty batch
+        spec_dw = np.zeros_like(cache.spec_w)                            # (B, C, O)
     mk = _kernel_matrix((geo.padded, geo.kernel, geo.dilation), spec_dw.dtype.str)  # (B, KH*KW)
     dw = (mk.conj().T @ spec_dw.reshape(mk.shape[0], -1)).real           # (KH*KW, C*O)
     dw = np.ascontiguousarray(dw.reshape(kh, kw, geo.c, geo.o).transpose(3, 2, 0, 1))
@@ -369,11 +365,3 @@ def _chunks(geo: DftGeometry, itemsize: int) -> list[tuple[int, int]]:
     count = threads * -(-n // (threads * most))                # ceil, rounded up to the threads
     bounds = [n * i // count for i in range(count + 1)]
     return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-
-
-def _sum_in_order(arrays: list[np.ndarray]) -> np.ndarray:
-    """arrays[0] + arrays[1] + ..., first to last (the same result whatever the threads)."""
-    total = arrays[0]
-    for a in arrays[1:]:
-        total = total + a
-    return total

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _jit
-from ._parallel import parallel_for, parallel_parts
+from ._parallel import parallel_for, sum_of_blocks
 from .im2col import Pads
 from .norm import channel_sum
 
@@ -220,29 +220,20 @@ def _weight_grad(dy: np.ndarray, cache: JitConvCache) -> np.ndarray:
     main = o - o % ob
     per_image = (c * hp * wp + o * oh * ow) * dy.itemsize
     images = min(32, max(4, WGRAD_BLOCK_BYTES // max(per_image, 1)))   # depends on shapes only
-    starts = range(0, n, images)
     dims = (c, o, hp, wp, oh, ow)
 
-    def blocks(first: int, last: int) -> list[np.ndarray]:
-        sums = []
-        for start in starts[first:last]:
-            part = np.zeros((o, c, kh, kw), dtype=dy.dtype)
-            ptrs = (cache.xp.ctypes.data, dy.ctypes.data, part.ctypes.data)
-            stop = min(start + images, n)
-            if main:
-                block(*ptrs, start, stop, 0, main, *dims)
-            if main < o:
-                single(*ptrs, start, stop, main, o, *dims)
-            sums.append(part)
-        return sums
+    def one(i: int) -> np.ndarray:
+        part = np.zeros((o, c, kh, kw), dtype=dy.dtype)
+        ptrs = (cache.xp.ctypes.data, dy.ctypes.data, part.ctypes.data)
+        start, stop = i * images, min((i + 1) * images, n)
+        if main:
+            block(*ptrs, start, stop, 0, main, *dims)
+        if main < o:
+            single(*ptrs, start, stop, main, o, *dims)
+        return part
 
-    parts = [s for group in parallel_parts(blocks, len(starts), dy.size * c) for s in group]
-    if not parts:
-        return np.zeros((o, c, kh, kw), dtype=dy.dtype)
-    total = parts[0]
-    for part in parts[1:]:
-        total += part
-    return total
+    total = sum_of_blocks(one, -(-n // images), dy.size * c)
+    return np.zeros((o, c, kh, kw), dtype=dy.dtype) if total is None else total
 
 
 def _strided_input_grad(dy: np.ndarray, cache: JitConvCache) -> np.ndarray:
