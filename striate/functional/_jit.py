@@ -110,6 +110,9 @@ class _Builder:
                                [self.vec, ptr, _ir.IntType(32), mask])
         self.mload = _declare(module, f"llvm.masked.load.{suffix}.p0", self.vec,
                               [ptr, _ir.IntType(32), mask, self.vec])
+        byte_vec = _ir.VectorType(_ir.IntType(8), lanes)      # masks stored as bytes (bool)
+        self.mstore_bytes = _declare(module, f"llvm.masked.store.v{lanes}i8.p0", _ir.VoidType(),
+                                     [byte_vec, _ir.PointerType(byte_vec), _ir.IntType(32), mask])
         self.align = _ir.Constant(_ir.IntType(32), 4 if isinstance(scalar, _ir.FloatType) else 8)
         self.lane_ids = _ir.Constant(_ir.VectorType(self.i64, lanes), list(range(lanes)))
         self.all_lanes = _ir.Constant(mask, [1] * lanes)
@@ -176,6 +179,9 @@ class _Builder:
 
 
 def _declare(module, name: str, ret, args):
+    """The function ``name`` of ``module``, declared on first use."""
+    if name in module.globals:
+        return module.globals[name]
     return _ir.Function(module, _ir.FunctionType(ret, args), name=name)
 
 

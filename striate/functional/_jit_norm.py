@@ -10,6 +10,16 @@ over (N*C) planes of P values, plane by plane (channel c = plane index mod C):
 * ``grad_sums``: s1[k] = sum_p dy[k, p], s2[k] = sum_p dy[k, p] * (x[k, p] - mean[c]);
 * ``grad_input``: dx[k, p] = a[c] * dy[k, p] - b[c] * (x[k, p] - mean[c]) - d[c].
 
+Fused with the ReLU that follows batch norm (pre = (x - mean) * scale + shift):
+
+* ``affine_relu``: y = relu(pre); its backward recomputes pre, so no mask is kept:
+* ``grad_sums_relu``, ``grad_input_relu``: as above with dy replaced by
+  g = dy where pre > 0, else 0;
+* ``affine_add_relu``: y = relu(pre + r) and mask = (pre + r > 0) as bytes (a
+  residual block's last batch norm, shortcut r added before the ReLU).
+
+ReLU keeps NaN (as torch and ``np.maximum``); the mask is False there.
+
 Per-plane sums are returned per plane (added per channel in float64 by the
 caller), so results do not depend on how the planes are split over threads.
 """
@@ -36,6 +46,10 @@ _KINDS = {
     "affine": ("x", "mean", "scale", "shift", "y"),
     "grad_sums": ("dy", "x", "mean", "out1", "out2"),
     "grad_input": ("dy", "x", "mean", "a", "b", "d", "dx"),
+    "affine_relu": ("x", "mean", "scale", "shift", "y"),
+    "affine_add_relu": ("x", "mean", "scale", "shift", "r", "y", "mask"),
+    "grad_sums_relu": ("dy", "x", "mean", "scale", "shift", "out1", "out2"),
+    "grad_input_relu": ("dy", "x", "mean", "scale", "shift", "a", "b", "d", "dx"),
 }
 
 
@@ -50,15 +64,18 @@ def norm_kernel(kind: str, dtype: str) -> Callable:
     lanes, scalar = _jit.LANES[dtype], _scalar(dtype)
     module = _jit._ir.Module(name=f"bn_{kind}_{dtype}")
     fp, i64 = _jit._ir.PointerType(scalar), _jit._ir.IntType(64)
-    fn = _jit._ir.Function(module, _jit._ir.FunctionType(_jit._ir.VoidType(),
-                                                         [fp] * len(names) + [i64] * 4), name=kind)
+    bytes_ptr = _jit._ir.PointerType(_jit._ir.IntType(8))
+    pointers = [bytes_ptr if n == "mask" else fp for n in names]
+    fn = _jit._ir.Function(module, _jit._ir.FunctionType(_jit._ir.VoidType(), pointers + [i64] * 4),
+                           name=kind)
     args = dict(zip(names, fn.args))
     k0, k1, pp, cc = fn.args[len(names):]
     for a in args.values():
         a.add_attribute("noalias")
     k = _Builder(fn, scalar, lanes)
     b = k.b
-    reductions = {"sums": 1, "squares": 1, "grad_sums": 2}.get(kind, 0)
+    reductions = {"sums": 1, "squares": 1, "grad_sums": 2, "grad_sums_relu": 2}.get(kind, 0)
+    relu = kind.endswith("_relu")
     acc = b.alloca(_jit._ir.ArrayType(k.vec, max(1, reductions * UNROLL)))
     slot = [b.gep(acc, [k.const(0), k.const(q)]) for q in range(max(1, reductions * UNROLL))]
 
@@ -81,7 +98,13 @@ def norm_kernel(kind: str, dtype: str) -> Callable:
                 def load(name):
                     return b.call(k.mload, [k.vptr(args[name], at), k.align, m, k.zero])
 
-                if kind == "sums":
+                def pre_activation():
+                    dev = b.fsub(load("x"), chan["mean"])
+                    return dev, b.call(k.fma, [dev, chan["scale"], chan["shift"]])
+
+                if relu:
+                    _fused_step(k, kind, args, chan, at, m, sums, u, load, pre_activation)
+                elif kind == "sums":
                     sums[u] = b.fadd(sums[u], load("x"))
                 elif kind == "squares":
                     dev = b.call(k.mload, [k.vptr(args["x"], at), k.align, m, chan["mean"]])
@@ -113,3 +136,33 @@ def norm_kernel(kind: str, dtype: str) -> Callable:
     k.loop(k0, k1, 1, "plane", per_plane)
     b.ret_void()
     return _compile(module, kind, [ctypes.c_void_p] * len(names) + [ctypes.c_int64] * 4)
+
+
+def _fused_step(k: _Builder, kind: str, args: dict, chan: dict, at, m, sums: list, u: int,
+                load: Callable, pre_activation: Callable) -> None:
+    """One vector of a batch-norm + ReLU kernel (the ``*_relu`` kinds) at offset ``at``."""
+    b = k.b
+    dev, pre = pre_activation()
+    if kind == "affine_add_relu":
+        pre = b.fadd(pre, load("r"))
+    positive = b.fcmp_ordered(">", pre, k.zero)
+    if kind.startswith("affine"):
+        # relu keeps NaN: zero only where pre <= 0 (an ordered comparison is false for NaN)
+        out = b.select(b.fcmp_ordered("<=", pre, k.zero), k.zero, pre)
+        b.call(k.mstore, [out, k.vptr(args["y"], at), k.align, m])
+        if kind == "affine_add_relu":
+            flags = b.zext(positive, _ir_vector(_jit._ir.IntType(8), k.lanes))
+            b.call(k.mstore_bytes, [flags, b.bitcast(b.gep(args["mask"], [at]), flags.type.as_pointer()),
+                                    _jit._ir.Constant(_jit._ir.IntType(32), 1), m])
+        return
+    g = b.select(positive, load("dy"), k.zero)                 # the ReLU's gradient
+    if kind == "grad_sums_relu":
+        sums[u] = b.fadd(sums[u], g)
+        sums[UNROLL + u] = b.call(k.fma, [g, dev, sums[UNROLL + u]])
+    else:                                                      # grad_input_relu
+        out = b.fsub(b.fmul(chan["a"], g), b.call(k.fma, [chan["b"], dev, chan["d"]]))
+        b.call(k.mstore, [out, k.vptr(args["dx"], at), k.align, m])
+
+
+def _ir_vector(element, lanes: int):
+    return _jit._ir.VectorType(element, lanes)

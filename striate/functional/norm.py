@@ -126,10 +126,9 @@ def batch_norm_forward(x: np.ndarray, mean: np.ndarray, var: np.ndarray,
     nd = x.ndim
     inv_std = 1.0 / np.sqrt(var + eps)
     if centred is None and norm_jit.ready(x):                      # one compiled pass
-        scale = inv_std if weight is None else weight * inv_std
-        y = norm_jit.affine(x, mean, scale, 0.0 if bias is None else bias)
-        mean_x = np.asarray(mean, dtype=x.dtype)
-        return y, BatchNormCache(None, inv_std, weight, bias is not None, batch_stats, x, mean_x)
+        scale, shift, cache = compiled_affine(x, mean, var, weight, bias, eps=eps,
+                                              batch_stats=batch_stats)
+        return norm_jit.affine(x, mean, scale, shift), cache
     if centred is None:
         centred = _centre(x, mean)
     scale = inv_std if weight is None else weight * inv_std
@@ -147,6 +146,22 @@ def batch_norm_forward(x: np.ndarray, mean: np.ndarray, var: np.ndarray,
     return y, cache
 
 
+def compiled_affine(x: np.ndarray, mean: np.ndarray, var: np.ndarray, weight: np.ndarray | None,
+                    bias: np.ndarray | None, *, eps: float, batch_stats: bool
+                    ) -> tuple[np.ndarray, np.ndarray, BatchNormCache]:
+    """The compiled path's per-channel (scale, shift), in x's dtype, and its cache (x, mean).
+
+    y = (x - mean) * scale + shift; fused kernels recompute that from the same vectors.
+    """
+    c = x.shape[1]
+    inv_std = 1.0 / np.sqrt(var + eps)
+    scale = inv_std if weight is None else weight * inv_std
+    shift = np.zeros(c) if bias is None else bias
+    scale, shift = (np.ascontiguousarray(np.broadcast_to(v, (c,)), dtype=x.dtype) for v in (scale, shift))
+    mean_x = np.asarray(mean, dtype=x.dtype)
+    return scale, shift, BatchNormCache(None, inv_std, weight, bias is not None, batch_stats, x, mean_x)
+
+
 def batch_norm_backward(dy: np.ndarray, cache: BatchNormCache
                         ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Gradients of batch_norm_forward.
@@ -161,7 +176,7 @@ def batch_norm_backward(dy: np.ndarray, cache: BatchNormCache
     if cache.centred is None:
         dy = np.ascontiguousarray(dy, dtype=cache.x.dtype)
         if norm_jit.ready(dy, cache.x):
-            return _backward_compiled(dy, cache)
+            return backward_compiled(dy, cache)
         cache = replace(cache, centred=_centre(cache.x, cache.mean))
     nd = dy.ndim
     centred, inv_std = cache.centred, cache.inv_std
@@ -192,11 +207,16 @@ def batch_norm_backward(dy: np.ndarray, cache: BatchNormCache
     return dx, dweight, dbias
 
 
-def _backward_compiled(dy: np.ndarray, cache: BatchNormCache
-                       ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """batch_norm_backward from x and the mean: one pass for the two sums, one for dx."""
+def backward_compiled(dy: np.ndarray, cache: BatchNormCache,
+                      relu: tuple[np.ndarray, np.ndarray] | None = None
+                      ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """batch_norm_backward from x and the mean: one pass for the two sums, one for dx.
+
+    ``relu=(scale, shift)``: the gradient of relu(batch norm) (from
+    :func:`compiled_affine`'s vectors; the ReLU's mask is recomputed from x).
+    """
     inv_std = cache.inv_std.astype(np.float64)
-    s_dy, s_dy_dev = norm_jit.grad_sums(dy, cache.x, cache.mean)   # float64 (C,)
+    s_dy, s_dy_dev = norm_jit.grad_sums(dy, cache.x, cache.mean, relu)   # float64 (C,)
     s_dy_xhat = s_dy_dev * inv_std
     a = inv_std if cache.weight is None else cache.weight * inv_std
     if cache.batch_stats:
@@ -204,7 +224,7 @@ def _backward_compiled(dy: np.ndarray, cache: BatchNormCache
         k_dev, k_const = a * inv_std * s_dy_xhat / m, a * s_dy / m
     else:
         k_dev = k_const = np.zeros_like(a)
-    dx = norm_jit.grad_input(dy, cache.x, cache.mean, a, k_dev, k_const)
+    dx = norm_jit.grad_input(dy, cache.x, cache.mean, a, k_dev, k_const, relu)
     dt = dy.dtype
     dweight = None if cache.weight is None else s_dy_xhat.astype(dt)
     dbias = s_dy.astype(dt) if cache.has_bias else None

@@ -13,7 +13,7 @@ from . import _jit
 from ._jit_norm import norm_kernel
 from ._parallel import parallel_for
 
-__all__ = ["ready", "moments", "affine", "grad_sums", "grad_input"]
+__all__ = ["ready", "moments", "affine", "affine_relu", "grad_sums", "grad_input"]
 
 
 def ready(*arrays: np.ndarray) -> bool:
@@ -75,23 +75,59 @@ def affine(x: np.ndarray, mean: np.ndarray, scale: np.ndarray, shift: np.ndarray
     return y
 
 
-def grad_sums(dy: np.ndarray, x: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(sum dy, sum dy * (x - mean)) per channel in float64, one pass over dy and x."""
+def affine_relu(x: np.ndarray, mean: np.ndarray, scale: np.ndarray, shift: np.ndarray,
+                residual: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """y = relu((x - mean) * scale + shift [+ residual]) per channel, one pass.
+
+    With a residual the ReLU's mask (pre-activation > 0) is returned too (its
+    backward cannot recompute it without the residual); without, the mask is None:
+    :func:`grad_sums` and :func:`grad_input` recompute it from x (``relu=``).
+
+    Shape:
+        (N, C, *), (C,) x 3[, (N, C, *)] -> y (N, C, *), mask (N, C, *) bool or None
+    """
+    c = x.shape[1]
+    y = np.empty_like(x)
+    vecs = [_vec(v, c, x.dtype) for v in (mean, scale, shift)]
+    if residual is None:
+        _run("affine_relu", [x, *vecs, y], x)
+        return y, None
+    mask = np.empty(x.shape, dtype=bool)
+    _run("affine_add_relu", [x, *vecs, residual, y, mask], x)
+    return y, mask
+
+
+def _relu_vectors(relu: tuple[np.ndarray, np.ndarray] | None, c: int, dtype: np.dtype) -> list:
+    """The (scale, shift) of a fused ReLU's pre-activation as kernel arguments ([] if none)."""
+    return [] if relu is None else [_vec(v, c, dtype) for v in relu]
+
+
+def grad_sums(dy: np.ndarray, x: np.ndarray, mean: np.ndarray,
+              relu: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(sum g, sum g * (x - mean)) per channel in float64, one pass over dy and x.
+
+    g = dy, or with ``relu=(scale, shift)`` dy where (x - mean) * scale + shift > 0
+    (the gradient through :func:`affine_relu`), else 0.
+    """
     n, c = x.shape[:2]
     s1, s2 = np.empty(n * c, dtype=x.dtype), np.empty(n * c, dtype=x.dtype)
-    _run("grad_sums", [dy, x, _vec(mean, c, x.dtype), s1, s2], x)
+    extra = _relu_vectors(relu, c, x.dtype)
+    kind = "grad_sums" if relu is None else "grad_sums_relu"
+    _run(kind, [dy, x, _vec(mean, c, x.dtype), *extra, s1, s2], x)
     return _per_channel(s1, c), _per_channel(s2, c)
 
 
 def grad_input(dy: np.ndarray, x: np.ndarray, mean: np.ndarray, a: np.ndarray, b: np.ndarray,
-               d: np.ndarray) -> np.ndarray:
-    """dx = a * dy - b * (x - mean) - d per channel, one pass.
+               d: np.ndarray, relu: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """dx = a * g - b * (x - mean) - d per channel, one pass (g as in :func:`grad_sums`).
 
     Shape:
         (N, C, *) x 2, (C,) x 4 -> (N, C, *)
     """
     c = x.shape[1]
     dx = np.empty_like(dy)
-    vecs = [_vec(v, c, x.dtype) for v in (mean, a, b, d)]
-    _run("grad_input", [dy, x, *vecs, dx], x)
+    extra = _relu_vectors(relu, c, x.dtype)
+    vecs = [_vec(v, c, x.dtype) for v in (a, b, d)]
+    kind = "grad_input" if relu is None else "grad_input_relu"
+    _run(kind, [dy, x, _vec(mean, c, x.dtype), *extra, *vecs, dx], x)
     return dx

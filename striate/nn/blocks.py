@@ -28,7 +28,7 @@ from .activation import ReLU
 from .container import Sequential
 from .conv import Conv2d
 from .module import Module
-from .normalization import BatchNorm2d
+from .normalization import BatchNorm2d, _BatchNorm
 from .pooling import MaxPool2d
 
 __all__ = ['conv3x3', 'conv1x1', 'BasicBlock', 'Bottleneck', 'BasicConv2d', 'InceptionModule']
@@ -105,13 +105,13 @@ class _ResidualBlock(Module):
     def forward(self, x: Any) -> np.ndarray:
         x = self._float_input(x, self.conv1.weight.data.dtype)
         self._check_ndim(x, ("N", self.inplanes, "H", "W"))
-        relus = []
+        relus: list[FA.MaskCache | None] = []
         out = x
+        last = len(self._stages) - 1
         for i, (conv, norm) in enumerate(self._stages):
-            out = getattr(self, norm)(getattr(self, conv)(out))        # a fresh array
-            if i < len(self._stages) - 1:
-                out, c = FA.relu_forward(out, inplace=True)
-                relus.append(c)
+            out = getattr(self, conv)(out)
+            if i < last:
+                out = self._norm_relu(norm, out, None, relus)
         identity = x if self.downsample is None else self.downsample(x)
         if identity.shape != out.shape:
             raise ShapeError(
@@ -119,21 +119,43 @@ class _ResidualBlock(Module):
                 f"the residual branch {tuple(out.shape)} for input {tuple(x.shape)}; a stride "
                 "other than 1 or a change of channels needs a downsample module"
             )
-        out += identity
-        out, c = FA.relu_forward(out, inplace=True)
-        relus.append(c)
+        out = self._norm_relu(self._stages[last][1], out, identity, relus)
         self._keep(_ReluCaches(tuple(relus)))
         return out
 
+    def _norm_relu(self, name: str, x: np.ndarray, residual: np.ndarray | None,
+                   relus: list[FA.MaskCache | None]) -> np.ndarray:
+        """relu(norm(x) [+ residual]): one fused operation for a batch norm (its cache holds the
+        ReLU's), else norm, add and the relu kernel (its cache appended to ``relus``)."""
+        norm = getattr(self, name)
+        if isinstance(norm, _BatchNorm) and "forward" not in norm.__dict__:   # nobody watching
+            relus.append(None)
+            return norm.forward_relu(x, residual)
+        out = norm(x)                                               # a fresh array
+        if residual is not None:
+            out += residual
+        out, cache = FA.relu_forward(out, inplace=True)
+        relus.append(cache)
+        return out
+
+    def _norm_relu_backward(self, i: int, dy: np.ndarray, relu: FA.MaskCache | None
+                            ) -> tuple[np.ndarray, np.ndarray]:
+        """(gradient at stage i's convolution output, gradient at its ReLU's input)."""
+        norm = getattr(self, self._stages[i][1])
+        if relu is None:
+            dx, at_relu = norm.backward_relu(dy)
+            return dx, at_relu
+        inner = i < len(self._stages) - 1                           # dy: a conv's fresh dx
+        at_relu = FA.relu_backward(dy, relu, inplace=inner)
+        return norm.backward(at_relu), at_relu
+
     def backward(self, dy: np.ndarray) -> np.ndarray:
         relus = self._take().relus
-        dsum = FA.relu_backward(dy, relus[-1])                 # gradient of out + identity
-        d = dsum
-        for i in range(len(self._stages) - 1, -1, -1):
-            conv, norm = self._stages[i]
-            if i < len(self._stages) - 1:
-                d = FA.relu_backward(d, relus[i], inplace=True)     # d: a conv's fresh dx
-            d = getattr(self, conv).backward(getattr(self, norm).backward(d))
+        last = len(self._stages) - 1
+        d, dsum = self._norm_relu_backward(last, dy, relus[last])   # dsum: gradient of out + identity
+        d = getattr(self, self._stages[last][0]).backward(d)
+        for i in range(last - 1, -1, -1):
+            d = getattr(self, self._stages[i][0]).backward(self._norm_relu_backward(i, d, relus[i])[0])
         d_identity = dsum if self.downsample is None else self.downsample.backward(dsum)
         d += d_identity                                             # d: the conv's fresh dx
         return d

@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, ShapeError
+from ..errors import ConfigError, ShapeError, StateError
 from ..functional import norm as F
+from ..functional import norm_relu as FR
 from .module import Module
 from .parameter import Parameter
 
@@ -83,6 +84,46 @@ class _BatchNorm(Module):
         return None if self.running_mean is None else self.running_mean.dtype
 
     def forward(self, x: Any) -> np.ndarray:
+        x, centred, mean, var, use_batch = self._statistics(x)
+        w = None if self.weight is None else self.weight.data
+        b = None if self.bias is None else self.bias.data
+        y, cache = F.batch_norm_forward(x, mean, var, w, b, eps=self.eps, batch_stats=use_batch,
+                                         centred=centred)
+        self._keep(cache)
+        return y
+
+    def forward_relu(self, x: Any, residual: np.ndarray | None = None) -> np.ndarray:
+        """relu(self(x) [+ residual]) in one operation (ResNet blocks; see functional.norm_relu).
+
+        The ReLU costs no pass of its own; :meth:`backward_relu` is its backward pass.
+
+        Shape:
+            (N, C, *)[, (N, C, *)] -> (N, C, *).
+        """
+        x, centred, mean, var, use_batch = self._statistics(x)
+        w = None if self.weight is None else self.weight.data
+        b = None if self.bias is None else self.bias.data
+        if residual is not None and residual.shape != x.shape:
+            raise ShapeError(f"{self.where()}: the residual {tuple(residual.shape)} does not match "
+                             f"the input {tuple(x.shape)}")
+        y, cache = FR.batch_norm_relu_forward(x, mean, var, w, b, eps=self.eps,
+                                              batch_stats=use_batch, centred=centred,
+                                              residual=residual)
+        self._keep(cache)
+        return y
+
+    def backward_relu(self, dy: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Gradients of :meth:`forward_relu`: (dx, gradient of the residual or None)."""
+        cache = self._take()
+        if not isinstance(cache, FR.BatchNormReluCache):
+            raise StateError(f"{self.where()}: backward_relu() after forward(), not forward_relu()")
+        dx, dres, dw, db = FR.batch_norm_relu_backward(dy, cache)
+        self._accumulate(dw, db)
+        return dx, dres
+
+    def _statistics(self, x: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray, bool]:
+        """(x as a float array, x - mean or None, mean, var, whether they are the batch's own);
+        updates the running statistics when training."""
         x = self._float_input(x, self._dtype())
         self._check_input(x)
         use_batch = self.training or self.running_mean is None
@@ -98,12 +139,7 @@ class _BatchNorm(Module):
                 self._update_running(mean, var, count)
         else:
             centred, mean, var = None, self.running_mean, self.running_var
-        w = None if self.weight is None else self.weight.data
-        b = None if self.bias is None else self.bias.data
-        y, cache = F.batch_norm_forward(x, mean, var, w, b, eps=self.eps, batch_stats=use_batch,
-                                         centred=centred)
-        self._keep(cache)
-        return y
+        return x, centred, mean, var, use_batch
 
     def _update_running(self, mean: np.ndarray, var: np.ndarray, count: int) -> None:
         """torch's update: unbiased variance; factor momentum, or 1/n when momentum is None."""
@@ -116,12 +152,18 @@ class _BatchNorm(Module):
         self.set_buffer("running_var", ((1 - f) * rv + f * unbiased).astype(rv.dtype, copy=False))
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        dx, dw, db = F.batch_norm_backward(dy, self._take())
+        cache = self._take()
+        if isinstance(cache, FR.BatchNormReluCache):
+            raise StateError(f"{self.where()}: backward() after forward_relu(); use backward_relu()")
+        dx, dw, db = F.batch_norm_backward(dy, cache)
+        self._accumulate(dw, db)
+        return dx
+
+    def _accumulate(self, dw: np.ndarray | None, db: np.ndarray | None) -> None:
         if dw is not None:
             self.weight.accumulate(dw)
         if db is not None:
             self.bias.accumulate(db)
-        return dx
 
     def scale_shift(self) -> tuple[np.ndarray, np.ndarray]:
         """(a, b), each (C,), with eval-mode output[:, c] = a[c] * x[:, c] + b[c].

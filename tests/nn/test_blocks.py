@@ -311,3 +311,25 @@ def test_input_errors_name_the_block():
     model = Sequential(BasicBlock(4, 4))
     with pytest.raises(ShapeError, match=r"0 \(BasicBlock\)"):
         model(np.ones((1, 2, 3, 3), np.float32))
+
+
+@pytest.mark.parametrize("block", ["basic", "bottleneck"])
+def test_fused_norm_relu_equals_the_watched_unfused_path(block):
+    """Blocks run relu(bn(x) [+ identity]) fused; with a BN's forward replaced on the instance
+    (as summary and viz do to watch it) they run BN, add and ReLU one by one: same numbers."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 8, 6, 6)).astype(np.float32)
+    down = lambda: Sequential(conv1x1(8, 8, 2, rng=1), BatchNorm2d(8))     # noqa: E731
+    make = {"basic": lambda: BasicBlock(8, 8, stride=2, downsample=down(), rng=0),
+            "bottleneck": lambda: Bottleneck(8, 2, stride=2, downsample=down(), rng=0)}[block]
+    fused, watched = make(), make()
+    for name, m in watched.named_modules():
+        if isinstance(m, BatchNorm2d) and name.startswith("bn"):
+            object.__setattr__(m, "forward", m.forward)
+    dy = rng.standard_normal(fused(x).shape).astype(np.float32)
+    y_fused, y_watched = fused(x), watched(x)
+    np.testing.assert_allclose(y_fused, y_watched, rtol=1e-5, atol=1e-6)
+    assert (y_fused == 0).mean() > 0.2
+    np.testing.assert_allclose(fused.backward(dy), watched.backward(dy), rtol=1e-4, atol=1e-5)
+    for (name, p), q in zip(fused.named_parameters(), watched.parameters()):
+        np.testing.assert_allclose(p.grad, q.grad, rtol=1e-4, atol=1e-5, err_msg=name)
