@@ -278,13 +278,14 @@ def forward_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lane
 
 @lru_cache(maxsize=None)
 def weight_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lanes: int,
-                  stride: int = 1) -> Callable:
+                  stride: int = 1, pairs: bool = True) -> Callable:
     """The compiled weight-gradient kernel for one kernel shape, dilation, block and dtype.
 
     C signature: ``f(xp, dy, dw, n0, n1, o0, o1, C, O, Hp, Wp, OH, OW)`` adds, for
     output channels o0..o1-1 (o1 - o0 a multiple of ``ob``), the sum over images
     n0..n1-1 to dw (O, C, KH, KW).  Reads outside a row are masked (exact even next
-    to an inf).
+    to an inf).  ``pairs=False``: one output row at a time even where pairs would do
+    (a single long row: the wide layout of :mod:`.conv_wide`).
     """
     scalar = _scalar(dtype)
     module = _ir.Module(name=f"conv_wgrad_{dtype}_{kh}x{kw}")
@@ -356,7 +357,7 @@ def weight_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lanes
                             b.store(sums[q], slot[q])
                     k.loop(k.const(0), ow_n, lanes, "ow", per_vector)
 
-                if dh == 1 and stride == 1:             # rows in pairs: each input row loaded once
+                if pairs and dh == 1 and stride == 1:   # rows in pairs: each input row loaded once
                     k.loop(k.const(0), oh_n, 2, "oh", per_rows)
                 else:
                     k.loop(k.const(0), oh_n, 1, "oh", per_row)

@@ -4,6 +4,9 @@ NumPy spends eight passes over an activation on batch norm's forward pass and
 seven on its backward pass, with temporaries; each kernel here makes one pass
 over (N*C) planes of P values, plane by plane (channel c = plane index mod C):
 
+* ``moments``: s1[k] = sum_p x[k, p], s2[k] = sum_p x[k, p]^2, accumulated in float64
+  (one pass; the variance s2/M - mean^2 then loses digits only when |mean| is ~1e4
+  times the standard deviation or more);
 * ``sums``: s[k] = sum_p x[k, p];
 * ``squares``: s[k] = sum_p (x[k, p] - mean[c])^2;
 * ``affine``: y[k, p] = (x[k, p] - mean[c]) * scale[c] + shift[c];
@@ -60,6 +63,8 @@ def norm_kernel(kind: str, dtype: str) -> Callable:
     C signature: ``f(*pointers, k0, k1, P, C)``, pointers as named in _KINDS, over
     planes k0..k1-1 of P contiguous values each.
     """
+    if kind == "moments":
+        return _moments_kernel(dtype)
     names = _KINDS[kind]
     lanes, scalar = _jit.LANES[dtype], _scalar(dtype)
     module = _jit._ir.Module(name=f"bn_{kind}_{dtype}")
@@ -166,3 +171,63 @@ def _fused_step(k: _Builder, kind: str, args: dict, chan: dict, at, m, sums: lis
 
 def _ir_vector(element, lanes: int):
     return _jit._ir.VectorType(element, lanes)
+
+
+def _moments_kernel(dtype: str) -> Callable:
+    """``moments`` (see the module docstring): C signature ``f(x, s1, s2, k0, k1, P, C)``,
+    s1 and s2 float64 per plane; float32 vectors are widened to float64 halves."""
+    ir = _jit._ir
+    lanes, scalar = _jit.LANES[dtype], _scalar(dtype)
+    module = ir.Module(name=f"bn_moments_{dtype}")
+    f64 = ir.DoubleType()
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [ir.PointerType(scalar)]
+                                             + [ir.PointerType(f64)] * 2 + [ir.IntType(64)] * 4),
+                     name="moments")
+    x, out1, out2, k0, k1, pp, _ = fn.args
+    for a in (x, out1, out2):
+        a.add_attribute("noalias")
+    k = _Builder(fn, scalar, lanes)
+    b = k.b
+    wide = ir.VectorType(f64, 8)
+    halves = lanes // 8                                    # float64 vectors per loaded vector
+    count = UNROLL * halves
+    acc = b.alloca(ir.ArrayType(wide, 2 * count))
+    slot = [b.gep(acc, [k.const(0), k.const(q)]) for q in range(2 * count)]
+    zero = ir.Constant(wide, [0.0] * 8)
+
+    def per_plane(plane):
+        base = b.mul(plane, pp)
+        for q in slot:
+            b.store(zero, q)
+
+        def per_step(p0):
+            sums = [b.load(q) for q in slot]
+            for u in range(UNROLL):
+                start = b.add(p0, k.const(u * lanes))
+                v = b.call(k.mload, [k.vptr(x, b.add(base, start)), k.align, k.mask(start, pp), k.zero])
+                for h in range(halves):
+                    part = v
+                    if halves > 1:
+                        part = b.shuffle_vector(v, v, ir.Constant(ir.VectorType(ir.IntType(32), 8),
+                                                                   list(range(8 * h, 8 * h + 8))))
+                        part = b.fpext(part, wide)
+                    q = u * halves + h
+                    sums[q] = b.fadd(sums[q], part)
+                    sums[count + q] = b.call(_fma64(module), [part, part, sums[count + q]])
+            for q, v in zip(slot, sums):
+                b.store(v, q)
+        k.loop(k.const(0), pp, lanes * UNROLL, "p", per_step)
+        for r, out in enumerate((out1, out2)):
+            total = b.load(slot[r * count])
+            for q in range(1, count):
+                total = b.fadd(total, b.load(slot[r * count + q]))
+            b.store(_hsum(b, total, 8, f64), b.gep(out, [plane]))
+    k.loop(k0, k1, 1, "plane", per_plane)
+    b.ret_void()
+    return _compile(module, "moments", [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 4)
+
+
+def _fma64(module):
+    """llvm.fma on 8 float64 lanes, declared in ``module``."""
+    wide = _jit._ir.VectorType(_jit._ir.DoubleType(), 8)
+    return _jit._declare(module, "llvm.fma.v8f64", wide, [wide] * 3)

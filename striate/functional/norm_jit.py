@@ -48,19 +48,18 @@ def _vec(v: np.ndarray | float, c: int, dtype: np.dtype) -> np.ndarray:
 
 
 def moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and biased variance, two passes (the variance about the mean).
+    """Per-channel mean and biased variance, one pass (sums of x and x^2 in float64).
 
     Shape:
         (N, C, *) -> mean (C,), var (C,) in x's dtype.
     """
     n, c = x.shape[:2]
     m = x.size // c
-    sums = np.empty(n * c, dtype=x.dtype)
-    _run("sums", [x, sums], x)
-    mean = (_per_channel(sums, c) / m).astype(x.dtype)
-    _run("squares", [x, mean, sums], x)
-    var = (_per_channel(sums, c) / m).astype(x.dtype)
-    return mean, var
+    s1, s2 = np.empty(n * c), np.empty(n * c)                  # float64 per plane
+    _run("moments", [x, s1, s2], x)
+    mean = _per_channel(s1, c) / m
+    var = np.maximum(_per_channel(s2, c) / m - mean * mean, 0.0)
+    return mean.astype(x.dtype), var.astype(x.dtype)
 
 
 def affine(x: np.ndarray, mean: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
