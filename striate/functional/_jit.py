@@ -114,7 +114,6 @@ class _Builder:
         self.mstore_bytes = _declare(module, f"llvm.masked.store.v{lanes}i8.p0", _ir.VoidType(),
                                      [byte_vec, _ir.PointerType(byte_vec), _ir.IntType(32), mask])
         self.align = _ir.Constant(_ir.IntType(32), 4 if isinstance(scalar, _ir.FloatType) else 8)
-        self.lane_ids = _ir.Constant(_ir.VectorType(self.i64, lanes), list(range(lanes)))
         self.all_lanes = _ir.Constant(mask, [1] * lanes)
         self.no_lanes = _ir.Constant(mask, [0] * lanes)
         self.zero = _ir.Constant(self.vec, [0.0] * lanes)
@@ -171,11 +170,33 @@ class _Builder:
         return b.shuffle_vector(one, _ir.Constant(vt, _ir.Undefined),
                                 _ir.Constant(_ir.VectorType(_ir.IntType(32), self.lanes), [0] * self.lanes))
 
+    def _lane_positions(self, start):
+        """start + (0, 1, ..., L-1) as 32-bit lanes (positions within a row fit)."""
+        b = self.b
+        i32 = _ir.IntType(32)
+        ids = _ir.Constant(_ir.VectorType(i32, self.lanes), list(range(self.lanes)))
+        return b.add(self.splat(b.trunc(start, i32), ids.type), ids)
+
     def mask(self, start, limit):
         """Lanes start .. start+L-1 that are below ``limit``."""
         b = self.b
-        starts = b.add(self.splat(start, self.lane_ids.type), self.lane_ids)
-        return b.icmp_signed("<", starts, self.splat(limit, self.lane_ids.type))
+        starts = self._lane_positions(start)
+        return b.icmp_signed("<", starts, self.splat(b.trunc(limit, _ir.IntType(32)), starts.type))
+
+    def window(self, start, limit):
+        """Lanes start .. start+L-1 that are in [0, limit) (start may be negative)."""
+        b = self.b
+        starts = self._lane_positions(start)
+        zero = _ir.Constant(starts.type, [0] * self.lanes)
+        return b.and_(b.icmp_signed(">=", starts, zero),
+                      b.icmp_signed("<", starts, self.splat(b.trunc(limit, _ir.IntType(32)), starts.type)))
+
+    def row_inside(self, row, height, also=None):
+        """All lanes if 0 <= row < height (and the mask ``also``, if given), else none."""
+        b = self.b
+        ok = b.and_(b.icmp_signed(">=", row, self.const(0)), b.icmp_signed("<", row, height))
+        lanes = b.select(ok, self.all_lanes, self.no_lanes)
+        return lanes if also is None else b.and_(lanes, also)
 
 
 def _declare(module, name: str, ret, args):
@@ -195,7 +216,7 @@ def _ctype(dtype: str):
 
 @lru_cache(maxsize=None)
 def forward_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lanes: int,
-                   tile: int, stride: int = 1, rows: int = 1) -> Callable:
+                   tile: int, stride: int = 1, rows: int = 1, edges: bool = False) -> Callable:
     """The compiled forward kernel for one kernel shape, dilation, block shape and dtype.
 
     C signature: ``f(xp, w, bias, y, n0, n1, o0, o1, C, O, Hp, Wp, OH, OW)`` computes
@@ -205,12 +226,20 @@ def forward_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lane
     ``ob`` output channels x ``rows`` output rows x ``tile`` vectors of ``lanes`` columns
     at a time (two rows for narrow maps: each weight loaded serves twice as many vectors).
     With ``stride`` 2 (both axes, one row) each input vector is the even lanes of two loads.
+
+    ``edges=True`` (stride 1): xp is the unpadded input (N, C, H, W), passed as Hp = H and
+    Wp = W, with two more arguments ``pt, pl`` (the top and left padding): loads outside
+    the input are masked off (read as 0), so no padded copy and no tail are needed.
     """
+    if edges and stride != 1:
+        raise ValueError("forward_kernel: edges=True needs stride 1")
     scalar = _scalar(dtype)
     module = _ir.Module(name=f"conv_fwd_{dtype}_{kh}x{kw}")
     fp, i64 = _ir.PointerType(scalar), _ir.IntType(64)
-    fn = _ir.Function(module, _ir.FunctionType(_ir.VoidType(), [fp] * 4 + [i64] * 10), name="forward")
-    xp, w, bias, y, n0, n1, o0, o1, cc, oo, hp, wp, oh_n, ow_n = fn.args
+    fn = _ir.Function(module, _ir.FunctionType(_ir.VoidType(), [fp] * 4 + [i64] * (12 if edges else 10)),
+                      name="forward")
+    xp, w, bias, y, n0, n1, o0, o1, cc, oo, hp, wp, oh_n, ow_n = fn.args[:14]
+    pt, pl = fn.args[14:] if edges else (None, None)
     for a in (xp, w, bias, y):
         a.add_attribute("noalias")
     k = _Builder(fn, scalar, lanes)
@@ -222,25 +251,40 @@ def forward_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lane
 
     def per_image(n):
         def per_block(o_start):
-            def per_row(oh):
+            def per_row(oh, checked=True):
                 valid = [None] + [b.select(b.icmp_signed("<", b.add(oh, k.const(r)), oh_n),
                                            k.all_lanes, k.no_lanes) for r in range(1, rows)]
 
                 def per_tile(ow0):
                     for q in range(ob * vectors):
                         b.store(k.zero, slot[q])
+                    inside = None
+                    if edges:       # lanes whose input column ow0 + t*L + l + j*dw - pl is in [0, W)
+                        inside = [[k.window(b.sub(b.add(ow0, k.const(j * dw + t * lanes)), pl), wp)
+                                   for t in range(tile)] for j in range(kw)]
 
                     def per_channel(c):
                         def per_kernel_row(i):
-                            row = k.index(n, cc, c, hp, b.add(b.mul(oh, k.const(stride)),
-                                                              b.mul(i, k.const(dh))),
-                                          wp, b.mul(ow0, k.const(stride)))
+                            top = b.add(b.mul(oh, k.const(stride)), b.mul(i, k.const(dh)))
+                            left = b.mul(ow0, k.const(stride))
+                            if edges:
+                                top, left = b.sub(top, pt), b.sub(left, pl)
+                            row = k.index(n, cc, c, hp, top, wp, left)
                             wrow = b.add(b.mul(k.index(o_start, cc, c), taps), b.mul(i, k.const(kw)))
                             sums = [b.load(q) for q in slot]
+                            if edges:                       # input rows top + r inside [0, H)
+                                row_ok = [k.row_inside(b.add(top, k.const(r)), hp, valid[r])
+                                          if checked else valid[r] for r in range(rows)]
                             for j in range(kw):
-                                xs = [k.strided_load(xp, b.add(row, k.const(j * dw + t * lanes * stride)),
-                                                     stride) for t in range(tile)]
-                                for r in range(1, rows):            # row oh + r (masked if past OH)
+                                if edges:
+                                    xs = [b.call(k.mload, [k.vptr(xp, b.add(b.add(row, b.mul(wp, k.const(r))),
+                                                                            k.const(j * dw + t * lanes))),
+                                                           k.align, _both(b, inside[j][t], row_ok[r]), k.zero])
+                                          for r in range(rows) for t in range(tile)]
+                                else:
+                                    xs = [k.strided_load(xp, b.add(row, k.const(j * dw + t * lanes * stride)),
+                                                         stride) for t in range(tile)]
+                                for r in range(1, rows if not edges else 1):   # row oh + r (masked if past OH)
                                     row_r = b.add(row, b.mul(wp, k.const(r)))
                                     xs += [b.call(k.mload, [k.vptr(xp, b.add(row_r, k.const(j * dw + t * lanes))),
                                                             k.align, valid[r], k.zero])
@@ -268,30 +312,41 @@ def forward_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lane
                                 b.call(k.mstore, [b.fadd(b.load(slot[o * vectors + r * tile + t]), shift),
                                                   k.vptr(y, b.add(base, k.const(t * lanes))), k.align, m])
                 k.loop(k.const(0), ow_n, tile * lanes, "ow", per_tile)
-            k.loop(k.const(0), oh_n, rows, "oh", per_row)
+            if not edges:
+                k.loop(k.const(0), oh_n, rows, "oh", per_row)
+                return
+            lo, hi = _inner_rows(k, pt, hp, oh_n, kh, dh, rows)    # rows between: no row checks
+            for name, start, stop, checked in (("top", k.const(0), lo, True), ("mid", lo, hi, False),
+                                               ("bottom", hi, oh_n, True)):
+                k.loop(start, stop, rows, name, lambda oh, checked=checked: per_row(oh, checked))
         k.loop(o0, o1, ob, "ob", per_block)
     k.loop(n0, n1, 1, "n", per_image)
     b.ret_void()
     ptr = ctypes.c_void_p
-    return _compile(module, "forward", [ptr] * 4 + [ctypes.c_int64] * 10)
+    return _compile(module, "forward", [ptr] * 4 + [ctypes.c_int64] * (12 if edges else 10))
 
 
 @lru_cache(maxsize=None)
 def weight_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lanes: int,
-                  stride: int = 1, pairs: bool = True) -> Callable:
+                  stride: int = 1, pairs: bool = True, edges: bool = False) -> Callable:
     """The compiled weight-gradient kernel for one kernel shape, dilation, block and dtype.
 
     C signature: ``f(xp, dy, dw, n0, n1, o0, o1, C, O, Hp, Wp, OH, OW)`` adds, for
     output channels o0..o1-1 (o1 - o0 a multiple of ``ob``), the sum over images
     n0..n1-1 to dw (O, C, KH, KW).  Reads outside a row are masked (exact even next
     to an inf).  ``pairs=False``: one output row at a time even where pairs would do
-    (a single long row: the wide layout of :mod:`.conv_wide`).
+    (a single long row).  ``edges=True`` (stride 1): xp is the unpadded input, with
+    ``pt, pl`` as two more arguments, as :func:`forward_kernel`.
     """
+    if edges and stride != 1:
+        raise ValueError("weight_kernel: edges=True needs stride 1")
     scalar = _scalar(dtype)
     module = _ir.Module(name=f"conv_wgrad_{dtype}_{kh}x{kw}")
     fp, i64 = _ir.PointerType(scalar), _ir.IntType(64)
-    fn = _ir.Function(module, _ir.FunctionType(_ir.VoidType(), [fp] * 3 + [i64] * 10), name="weight")
-    xp, dy, dwt, n0, n1, o0, o1, cc, oo, hp, wp, oh_n, ow_n = fn.args
+    fn = _ir.Function(module, _ir.FunctionType(_ir.VoidType(), [fp] * 3 + [i64] * (12 if edges else 10)),
+                      name="weight")
+    xp, dy, dwt, n0, n1, o0, o1, cc, oo, hp, wp, oh_n, ow_n = fn.args[:13]
+    pt, pl = fn.args[13:] if edges else (None, None)
     for a in (xp, dy, dwt):
         a.add_attribute("noalias")
     k = _Builder(fn, scalar, lanes)
@@ -302,66 +357,81 @@ def weight_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lanes
     taps = k.const(kh * kw)
 
     def per_block(o_start):
+        def dy_vector(n, o, oh, ow0, m):
+            at = k.index(n, oo, b.add(o_start, k.const(o)), oh_n, oh, ow_n, ow0)
+            return b.call(k.mload, [k.vptr(dy, at), k.align, m, k.zero])
+
+        def x_vector(n, c, top, left, j, m, inside, rows_checked=True):
+            """Input row ``top`` from column ``left + j*dw``, lanes ``m`` (and inside the input;
+            ``rows_checked=False``: the row is known to be inside)."""
+            row = k.index(n, cc, c, hp, top, wp, left)
+            if edges:
+                m = b.and_(k.row_inside(top, hp, m) if rows_checked else m, inside[j])
+            return b.call(k.mload, [k.vptr(xp, b.add(row, k.const(j * dw))), k.align, m, k.zero])
+
+        def pair_of_rows(c, n, oh, ow0, m, inside, checked=True):   # output rows oh, oh + 1 (if any)
+            second = b.icmp_signed("<", b.add(oh, k.const(1)), oh_n)
+            m2 = b.and_(m, b.select(second, k.all_lanes, k.no_lanes))
+            sums = [b.load(q) for q in slot]
+            grads = [[dy_vector(n, o, b.add(oh, k.const(r)), ow0, mr) for o in range(ob)]
+                     for r, mr in ((0, m), (1, m2))]
+            # input row oh + i serves output row oh (tap i) and oh + 1 (tap i - 1)
+            for i in range(kh + 1):
+                top, left = _origin(k, b.add(oh, k.const(i)), ow0, pt, pl)
+                for j in range(kw):
+                    xv = x_vector(n, c, top, left, j, m if i < kh else m2, inside, checked)
+                    for o in range(ob):
+                        for r, tap in ((0, i), (1, i - 1)):
+                            if 0 <= tap < kh:
+                                q = (o * kh + tap) * kw + j
+                                sums[q] = b.call(k.fma, [grads[r][o], xv, sums[q]])
+            for q in range(count):
+                b.store(sums[q], slot[q])
+
+        def one_row(c, n, oh, ow0, m, inside, checked=True):
+            sums = [b.load(q) for q in slot]
+            grads = [dy_vector(n, o, oh, ow0, m) for o in range(ob)]
+            for i in range(kh):
+                top, left = _origin(k, b.add(b.mul(oh, k.const(stride)), k.const(i * dh)),
+                                    b.mul(ow0, k.const(stride)), pt, pl)
+                for j in range(kw):
+                    if stride == 1:
+                        xv = x_vector(n, c, top, left, j, m, inside, checked)
+                    else:                               # lanes past the row are 0 in dy
+                        row = k.index(n, cc, c, hp, top, wp, left)
+                        xv = k.strided_load(xp, b.add(row, k.const(j * dw)), stride)
+                    for o in range(ob):
+                        q = (o * kh + i) * kw + j
+                        sums[q] = b.call(k.fma, [grads[o], xv, sums[q]])
+            for q in range(count):
+                b.store(sums[q], slot[q])
+
+        paired = pairs and dh == 1 and stride == 1      # rows in pairs: each input row loaded once
+        if edges:
+            lo, hi = _inner_rows(k, pt, hp, oh_n, kh, dh, 2 if paired else 1)
+
         def per_channel(c):
             for q in range(count):
                 b.store(k.zero, slot[q])
 
-            def per_image(n):
-                def per_rows(oh):                       # output rows oh and oh + 1 (if any)
-                    def per_vector(ow0):
-                        m = k.mask(ow0, ow_n)
-                        second = b.icmp_signed("<", b.add(oh, k.const(1)), oh_n)
-                        m2 = b.and_(m, b.select(second, k.all_lanes, k.no_lanes))
-                        sums = [b.load(q) for q in slot]
-                        grads = [[b.call(k.mload, [k.vptr(dy, k.index(n, oo, b.add(o_start, k.const(o)),
-                                                                      oh_n, b.add(oh, k.const(r)),
-                                                                      ow_n, ow0)),
-                                                   k.align, mr, k.zero]) for o in range(ob)]
-                                 for r, mr in ((0, m), (1, m2))]
-                        # input row oh + i serves output row oh (tap i) and oh + 1 (tap i - 1)
-                        for i in range(kh + 1):
-                            row = k.index(n, cc, c, hp, b.add(oh, k.const(i)), wp, ow0)
-                            for j in range(kw):
-                                xv = b.call(k.mload, [k.vptr(xp, b.add(row, k.const(j * dw))),
-                                                      k.align, m if i < kh else m2, k.zero])
-                                for o in range(ob):
-                                    for r, tap in ((0, i), (1, i - 1)):
-                                        if 0 <= tap < kh:
-                                            q = (o * kh + tap) * kw + j
-                                            sums[q] = b.call(k.fma, [grads[r][o], xv, sums[q]])
-                        for q in range(count):
-                            b.store(sums[q], slot[q])
-                    k.loop(k.const(0), ow_n, lanes, "ow", per_vector)
+            def per_column(ow0):                        # the masks of one column of vectors
+                m = k.mask(ow0, ow_n)
+                inside = _columns_inside(k, ow0, kw, dw, pl, wp)
 
-                def per_row(oh):
-                    def per_vector(ow0):
-                        m = k.mask(ow0, ow_n)
-                        sums = [b.load(q) for q in slot]
-                        grads = [b.call(k.mload, [k.vptr(dy, k.index(n, oo, b.add(o_start, k.const(o)),
-                                                                     oh_n, oh, ow_n, ow0)),
-                                                  k.align, m, k.zero]) for o in range(ob)]
-                        for i in range(kh):
-                            row = k.index(n, cc, c, hp, b.add(b.mul(oh, k.const(stride)),
-                                                              k.const(i * dh)),
-                                          wp, b.mul(ow0, k.const(stride)))
-                            for j in range(kw):
-                                if stride == 1:
-                                    xv = b.call(k.mload, [k.vptr(xp, b.add(row, k.const(j * dw))),
-                                                          k.align, m, k.zero])
-                                else:                   # lanes past the row are 0 in dy
-                                    xv = k.strided_load(xp, b.add(row, k.const(j * dw)), stride)
-                                for o in range(ob):
-                                    q = (o * kh + i) * kw + j
-                                    sums[q] = b.call(k.fma, [grads[o], xv, sums[q]])
-                        for q in range(count):
-                            b.store(sums[q], slot[q])
-                    k.loop(k.const(0), ow_n, lanes, "ow", per_vector)
-
-                if pairs and dh == 1 and stride == 1:   # rows in pairs: each input row loaded once
-                    k.loop(k.const(0), oh_n, 2, "oh", per_rows)
-                else:
-                    k.loop(k.const(0), oh_n, 1, "oh", per_row)
-            k.loop(n0, n1, 1, "n", per_image)
+                def per_image(n):
+                    body = pair_of_rows if paired else one_row
+                    step = 2 if paired else 1
+                    if not edges:
+                        k.loop(k.const(0), oh_n, step, "oh", lambda oh: body(c, n, oh, ow0, m, inside))
+                        return
+                    # rows [0, lo) and [hi, OH) check that their input rows are inside; the
+                    # rows between need no check (the input rows of all their taps are)
+                    for name, start, stop, checked in (("top", k.const(0), lo, True),
+                                                       ("mid", lo, hi, False), ("bottom", hi, oh_n, True)):
+                        k.loop(start, stop, step, name,
+                               lambda oh, checked=checked: body(c, n, oh, ow0, m, inside, checked))
+                k.loop(n0, n1, 1, "n", per_image)
+            k.loop(k.const(0), ow_n, lanes, "ow", per_column)
             for o in range(ob):
                 for q in range(kh * kw):
                     total = _hsum(b, b.load(slot[o * kh * kw + q]), lanes, scalar)
@@ -372,7 +442,52 @@ def weight_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lanes
     k.loop(o0, o1, ob, "ob", per_block)
     b.ret_void()
     ptr = ctypes.c_void_p
-    return _compile(module, "weight", [ptr] * 3 + [ctypes.c_int64] * 10)
+    return _compile(module, "weight", [ptr] * 3 + [ctypes.c_int64] * (12 if edges else 10))
+
+
+def _inner_rows(k: _Builder, pt, height, oh_n, kh: int, dh: int, step: int):
+    """[lo, hi): the output rows, in steps of ``step`` (1 or 2) output rows from row 0 (stride
+    1), whose taps' input rows (oh .. oh + step - 1) + i*dh - pt all lie in [0, height)."""
+    if step not in (1, 2):
+        raise ValueError(f"_inner_rows: step must be 1 or 2; received {step}")
+    b = k.b
+    last = b.sub(b.add(height, pt), k.const((kh - 1) * dh + step))       # the largest start
+    lo, end = pt, oh_n
+    if step == 2:                                         # starts are even: lo up, last down
+        lo = b.add(pt, b.and_(pt, k.const(1)))
+        last = b.and_(last, k.const(-2))
+        end = b.add(oh_n, b.and_(oh_n, k.const(1)))
+    lo = _smin(b, lo, end)
+    hi = _smin(b, _smax(b, lo, b.add(last, k.const(step))), end)
+    return lo, hi
+
+
+def _both(b, mask, also):
+    """mask AND also (``also`` None: mask)."""
+    return mask if also is None else b.and_(mask, also)
+
+
+def _smin(b, x, y):
+    return b.select(b.icmp_signed("<", x, y), x, y)
+
+
+def _smax(b, x, y):
+    return b.select(b.icmp_signed(">", x, y), x, y)
+
+
+def _origin(k: _Builder, top, left, pt, pl):
+    """(row, column) of a tap's input in the unpadded input (pt, pl None: the padded one)."""
+    if pt is None:
+        return top, left
+    return k.b.sub(top, pt), k.b.sub(left, pl)
+
+
+def _columns_inside(k: _Builder, ow0, kw: int, dw: int, pl, width) -> list | None:
+    """Per tap column j, the lanes whose input column ow0 + l + j*dw - pl is in [0, width)
+    (None without edges: pl None)."""
+    if pl is None:
+        return None
+    return [k.window(k.b.sub(k.b.add(ow0, k.const(j * dw)), pl), width) for j in range(kw)]
 
 
 def _hsum(b, vec, lanes: int, scalar):

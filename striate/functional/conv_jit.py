@@ -1,18 +1,21 @@
-"""Stride-1 2-D convolution with compiled direct kernels (the "jit" route; needs llvmlite).
+"""2-D convolution with compiled direct kernels, stride 1 or 2 (the "jit" route; needs llvmlite).
 
-Forward: the input is zero-padded once and the kernel of
-:mod:`striate.functional._jit` computes every output directly, a block of output
-channels x output columns at a time in vector registers: no im2col columns, no
-GEMM.  Backward:
+Forward: the kernel of :mod:`striate.functional._jit` computes every output
+directly, a block of output channels x output columns at a time in vector
+registers: no im2col columns, no GEMM.  Stride 1 reads the input as it is (loads
+outside it are masked off: the zero padding costs no copy); stride 2 reads a
+zero-padded copy.  Backward:
 
-* dx is a stride-1 convolution of dy, zero-padded by d*(K-1) - pad on each side,
-  with the kernel flipped and its channel axes swapped: the same forward kernel;
+* dx is a stride-1 convolution of dy, padded by d*(K-1) - pad on each side, with
+  the kernel flipped and its channel axes swapped: the same forward kernel (stride
+  2: four such convolutions, one per pixel parity);
 * dw comes from the weight kernel, over fixed blocks of images (about
   WGRAD_BLOCK_BYTES each; each block's sum in its own buffer, the blocks added in
   order), so the result does not depend on the thread count;
 * db is the per-channel sum of dy.
 
-The cache keeps the padded input (the same size as the input, not KH*KW times).
+The cache keeps the input itself (stride 1; like torch, backward needs it unchanged)
+or its padded copy (stride 2), never KH*KW copies.
 """
 
 from __future__ import annotations
@@ -47,8 +50,8 @@ WGRAD_BLOCK_BYTES = 1 << 20
 class JitConvCache:
     """What conv2d_jit_backward needs: the padded input (flat, with a tail) and the geometry."""
 
-    xp: np.ndarray                       # (N*C*Hp*Wp + tail,) zero-padded input
-    x_shape: tuple[int, int, int, int]   # (N, C, H, W)
+    xp: np.ndarray                       # stride 1: the input (N, C, H, W); stride 2: the
+    x_shape: tuple[int, int, int, int]   # zero-padded input (N*C*Hp*Wp + tail,); (N, C, H, W)
     w: np.ndarray                        # (O, C, KH, KW)
     pads: Pads
     dilation: tuple[int, int]
@@ -111,9 +114,13 @@ def _padded(x: np.ndarray, pads: Pads, kw: int, dw: int) -> np.ndarray:
     return flat
 
 
-def _run_forward(xp: np.ndarray, x_shape: tuple[int, ...], w: np.ndarray, b: np.ndarray,
+def _run_forward(src: np.ndarray, x_shape: tuple[int, ...], w: np.ndarray, b: np.ndarray,
                  pads: Pads, dilation: tuple[int, int], stride: int = 1) -> np.ndarray:
-    """The forward kernel over a padded buffer, the batch split over the threads."""
+    """The forward kernel, the batch split over the threads.
+
+    ``src``: stride 1, the input (N, C, H, W) itself (the kernel masks the padding);
+    stride 2, its zero-padded copy from :func:`_padded`.
+    """
     n, c, h, wd = x_shape
     o, _, kh, kw = w.shape
     (pt, pb), (pl, pr) = pads
@@ -126,12 +133,13 @@ def _run_forward(xp: np.ndarray, x_shape: tuple[int, ...], w: np.ndarray, b: np.
     dt = w.dtype.name
     lanes, tile = _jit.row_blocking(dt, ow)
     rows = NARROW_ROWS if tile == 1 and stride == 1 else 1   # narrow rows: rows per tile
+    edges = stride == 1
     shape = (dt, kh, kw, dilation[0], dilation[1])
-    block = _jit.forward_kernel(*shape, FORWARD_BLOCK, lanes, tile, stride, rows)
-    single = _jit.forward_kernel(*shape, 1, lanes, tile, stride, rows)
+    block = _jit.forward_kernel(*shape, FORWARD_BLOCK, lanes, tile, stride, rows, edges)
+    single = _jit.forward_kernel(*shape, 1, lanes, tile, stride, rows, edges)
     main = o - o % FORWARD_BLOCK
-    ptrs = (xp.ctypes.data, w.ctypes.data, b.ctypes.data, y.ctypes.data)
-    dims = (c, o, hp, wp, oh, ow)
+    ptrs = (src.ctypes.data, w.ctypes.data, b.ctypes.data, y.ctypes.data)
+    dims = (c, o, h, wd, oh, ow, pt, pl) if edges else (c, o, hp, wp, oh, ow)
 
     def run(start: int, stop: int) -> None:
         if main:
@@ -167,7 +175,7 @@ def conv2d_jit_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
         (y, cache) for :func:`conv2d_jit_backward`; y equals conv2d_forward's to rounding.
     """
     kw = w.shape[3]
-    xp = _padded(x, padding, kw, dilation[1])
+    xp = np.ascontiguousarray(x) if stride == 1 else _padded(x, padding, kw, dilation[1])
     bias = np.zeros(w.shape[0], dtype=w.dtype) if b is None else b.astype(w.dtype, copy=False)
     y = _run_forward(xp, x.shape, w, bias, padding, dilation, stride)
     if not keep:
@@ -195,8 +203,7 @@ def conv2d_jit_backward(dy: np.ndarray, cache: JitConvCache, *, need_dx: bool = 
     (pt, pb), (pl, pr) = cache.pads
     full = ((dh * (kh - 1) - pt, dh * (kh - 1) - pb), (dwl * (kw - 1) - pl, dwl * (kw - 1) - pr))
     w_t = np.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])   # (C, O, KH, KW) flipped
-    dyp = _padded(dy, full, kw, dwl)
-    dx = _run_forward(dyp, dy.shape, w_t, np.zeros(c, dtype=w.dtype), full, cache.dilation)
+    dx = _run_forward(dy, dy.shape, w_t, np.zeros(c, dtype=w.dtype), full, cache.dilation)
     return dx, dw, db
 
 
@@ -215,12 +222,13 @@ def _weight_grad(dy: np.ndarray, cache: JitConvCache) -> np.ndarray:
     lanes = _jit.row_blocking(dt, ow)[0]
     ob = 2 if kh * kw <= 12 else 1                  # 2 x 9 accumulators fit the registers
     shape = (dt, kh, kw, cache.dilation[0], cache.dilation[1])
-    block = _jit.weight_kernel(*shape, ob, lanes, cache.stride)
-    single = _jit.weight_kernel(*shape, 1, lanes, cache.stride)
+    edges = cache.stride == 1                       # the input itself, edges masked
+    block = _jit.weight_kernel(*shape, ob, lanes, cache.stride, True, edges)
+    single = _jit.weight_kernel(*shape, 1, lanes, cache.stride, True, edges)
     main = o - o % ob
     per_image = (c * hp * wp + o * oh * ow) * dy.itemsize
     images = min(32, max(4, WGRAD_BLOCK_BYTES // max(per_image, 1)))   # depends on shapes only
-    dims = (c, o, hp, wp, oh, ow)
+    dims = (c, o, h, wd, oh, ow, pt, pl) if edges else (c, o, hp, wp, oh, ow)
 
     def one(i: int) -> np.ndarray:
         part = np.zeros((o, c, kh, kw), dtype=dy.dtype)
@@ -263,7 +271,7 @@ def _strided_input_grad(dy: np.ndarray, cache: JitConvCache) -> np.ndarray:
                 continue
             pads = ((ku - 1, rows - oh), (kv - 1, cols - ow))             # full correlation,
             w_t = np.ascontiguousarray(sub.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])  # cropped
-            grad = _run_forward(_padded(dy, pads, kv, 1), dy.shape, w_t,
-                                np.zeros(c, dtype=dy.dtype), pads, (1, 1))      # (N, C, rows, cols)
+            grad = _run_forward(dy, dy.shape, w_t, np.zeros(c, dtype=dy.dtype), pads,
+                                (1, 1))                                      # (N, C, rows, cols)
             dxp[:, :, p::2, q::2] = grad
     return np.ascontiguousarray(dxp[:, :, pt:pt + h, pl:pl + wd])

@@ -189,3 +189,25 @@ def test_stride_two_finite_differences():
     assert C.choose_algorithm(x, layer.weight.data, (2, 2), layer._pads, (1, 1), 1, "auto",
                               training=True) == "jit"
     assert gradcheck(layer, x) < 1e-7
+
+
+def test_stride_one_reads_the_input_itself_and_never_past_its_edges():
+    """Stride 1 keeps no padded copy (the cache holds x) and masks every load outside x: an
+    inf next to the edges reaches only the outputs (and dw taps) whose windows hold it."""
+    x, w, _, pads, _ = _data(CASES[0], np.float64)                 # (2, 3, 7, 9), 3x3, pad 1
+    x[0, 0, 3, 8] = np.inf                                         # last column, middle row
+    x[1, 2, 0, 4] = np.inf                                         # first row
+    y, cache = CJ.conv2d_jit_forward(x, w, None, padding=pads)
+    assert cache.xp is x
+    hit = np.zeros(y.shape, dtype=bool)
+    hit[0, :, 2:5, 7:9] = True                                     # outputs whose 3x3 window
+    hit[1, :, 0:2, 3:6] = True                                     # holds an inf
+    assert np.isinf(y[hit]).all() and np.isfinite(y[~hit]).all()
+    dy = np.zeros(y.shape)
+    dy[0, :, 0, 0] = 1.0                                          # a corner far from both infs
+    dx, dw, _ = CJ.conv2d_jit_backward(dy, cache)
+    assert np.isfinite(dx).all()
+    ref = C.conv2d_backward(dy, C.conv2d_forward(x, w, None, padding=pads, algorithm="im2col")[1])
+    np.testing.assert_allclose(dx, ref[0], rtol=1e-12)
+    np.testing.assert_allclose(dw, ref[1], rtol=1e-12)      # 0 * inf: NaN in the same taps
+    assert np.isnan(dw).any() and np.isfinite(dw[:, 1]).all()
