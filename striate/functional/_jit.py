@@ -170,7 +170,7 @@ class _Builder:
         return b.shuffle_vector(one, _ir.Constant(vt, _ir.Undefined),
                                 _ir.Constant(_ir.VectorType(_ir.IntType(32), self.lanes), [0] * self.lanes))
 
-    def _lane_positions(self, start):
+    def lane_positions(self, start):
         """start + (0, 1, ..., L-1) as 32-bit lanes (positions within a row fit)."""
         b = self.b
         i32 = _ir.IntType(32)
@@ -180,13 +180,13 @@ class _Builder:
     def mask(self, start, limit):
         """Lanes start .. start+L-1 that are below ``limit``."""
         b = self.b
-        starts = self._lane_positions(start)
+        starts = self.lane_positions(start)
         return b.icmp_signed("<", starts, self.splat(b.trunc(limit, _ir.IntType(32)), starts.type))
 
     def window(self, start, limit):
         """Lanes start .. start+L-1 that are in [0, limit) (start may be negative)."""
         b = self.b
-        starts = self._lane_positions(start)
+        starts = self.lane_positions(start)
         zero = _ir.Constant(starts.type, [0] * self.lanes)
         return b.and_(b.icmp_signed(">=", starts, zero),
                       b.icmp_signed("<", starts, self.splat(b.trunc(limit, _ir.IntType(32)), starts.type)))

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _jit
+from ._jit_flat import flat_fits, flat_forward_kernel, flat_weight_kernel
 from ._parallel import parallel_for, sum_of_blocks
 from .im2col import Pads
 from .norm import channel_sum
@@ -85,6 +86,8 @@ def jit_faster(x: np.ndarray, w: np.ndarray, stride: tuple[int, int], padding: P
     ow = (x.shape[3] + sum(padding[1]) - dilation[1] * (kw - 1) - 1) // stride[1] + 1
     if stride[1] == 2:                       # measured: forward faster, backward from 16 columns
         return ow >= JIT_MIN_WIDTH or not training
+    if flat_fits(x.dtype.name, x.shape[3], ow):   # narrow maps, planes as one row (change 36)
+        return True
     return ow >= (JIT_MIN_WIDTH if training else JIT_MIN_WIDTH_INFER) or c * kh * kw <= JIT_MAX_TAPS
 
 
@@ -131,15 +134,22 @@ def _run_forward(src: np.ndarray, x_shape: tuple[int, ...], w: np.ndarray, b: np
     w = np.ascontiguousarray(w)
     b = np.ascontiguousarray(b, dtype=w.dtype)
     dt = w.dtype.name
-    lanes, tile = _jit.row_blocking(dt, ow)
-    rows = NARROW_ROWS if tile == 1 and stride == 1 else 1   # narrow rows: rows per tile
-    edges = stride == 1
     shape = (dt, kh, kw, dilation[0], dilation[1])
-    block = _jit.forward_kernel(*shape, FORWARD_BLOCK, lanes, tile, stride, rows, edges)
-    single = _jit.forward_kernel(*shape, 1, lanes, tile, stride, rows, edges)
+    if stride == 1 and flat_fits(dt, wd, ow):           # narrow maps: planes as one row
+        lanes = _jit.LANES[dt]
+        tile = 1 if oh * ow <= lanes else 2
+        block = flat_forward_kernel(*shape, FORWARD_BLOCK, lanes, tile, wd, pt, pl)
+        single = flat_forward_kernel(*shape, 1, lanes, tile, wd, pt, pl)
+        dims = (c, o, h, oh)
+    else:
+        lanes, tile = _jit.row_blocking(dt, ow)
+        rows = NARROW_ROWS if tile == 1 and stride == 1 else 1   # narrow rows: rows per tile
+        edges = stride == 1
+        block = _jit.forward_kernel(*shape, FORWARD_BLOCK, lanes, tile, stride, rows, edges)
+        single = _jit.forward_kernel(*shape, 1, lanes, tile, stride, rows, edges)
+        dims = (c, o, h, wd, oh, ow, pt, pl) if edges else (c, o, hp, wp, oh, ow)
     main = o - o % FORWARD_BLOCK
     ptrs = (src.ctypes.data, w.ctypes.data, b.ctypes.data, y.ctypes.data)
-    dims = (c, o, h, wd, oh, ow, pt, pl) if edges else (c, o, hp, wp, oh, ow)
 
     def run(start: int, stop: int) -> None:
         if main:
@@ -223,12 +233,18 @@ def _weight_grad(dy: np.ndarray, cache: JitConvCache) -> np.ndarray:
     ob = 2 if kh * kw <= 12 else 1                  # 2 x 9 accumulators fit the registers
     shape = (dt, kh, kw, cache.dilation[0], cache.dilation[1])
     edges = cache.stride == 1                       # the input itself, edges masked
-    block = _jit.weight_kernel(*shape, ob, lanes, cache.stride, True, edges)
-    single = _jit.weight_kernel(*shape, 1, lanes, cache.stride, True, edges)
+    if edges and flat_fits(dt, wd, ow):             # narrow maps: planes as one row
+        lanes = _jit.LANES[dt]
+        block = flat_weight_kernel(*shape, ob, lanes, wd, pt, pl)
+        single = flat_weight_kernel(*shape, 1, lanes, wd, pt, pl)
+        dims = (c, o, h, oh)
+    else:
+        block = _jit.weight_kernel(*shape, ob, lanes, cache.stride, True, edges)
+        single = _jit.weight_kernel(*shape, 1, lanes, cache.stride, True, edges)
+        dims = (c, o, h, wd, oh, ow, pt, pl) if edges else (c, o, hp, wp, oh, ow)
     main = o - o % ob
     per_image = (c * hp * wp + o * oh * ow) * dy.itemsize
     images = min(32, max(4, WGRAD_BLOCK_BYTES // max(per_image, 1)))   # depends on shapes only
-    dims = (c, o, h, wd, oh, ow, pt, pl) if edges else (c, o, hp, wp, oh, ow)
 
     def one(i: int) -> np.ndarray:
         part = np.zeros((o, c, kh, kw), dtype=dy.dtype)

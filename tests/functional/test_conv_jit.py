@@ -24,6 +24,11 @@ CASES = [
     ((4, 6, 14, 14), (7, 3, 3), ((0, 2), (2, 1)), (1, 1)),
     ((3, 4, 1, 21), (6, 1, 3), ((0, 0), (0, 0)), (1, 3)),
     ((2, 2, 6, 40), (3, 2, 2), ((1, 0), (0, 1)), (1, 1)),
+    # maps 8 or 4 wide with output rows as wide: the flat kernels (float32; float64 at 4)
+    ((3, 5, 8, 8), (10, 3, 3), ((1, 1), (1, 1)), (1, 1)),
+    ((2, 4, 6, 4), (9, 3, 3), ((2, 0), (1, 1)), (1, 1)),
+    ((2, 3, 8, 8), (8, 5, 5), ((2, 2), (2, 2)), (1, 1)),
+    ((2, 3, 5, 8), (8, 3, 3), ((2, 2), (2, 2)), (2, 2)),
 ]
 
 
@@ -136,7 +141,9 @@ def test_auto_takes_it_for_wide_rows_or_few_column_rows():
     assert route((100, 1, 28, 28), (16, 1, 5, 5), True) == "jit"        # fashion_cnn conv1
     assert route((100, 16, 14, 14), (32, 16, 5, 5), True) == "dft"      # narrow rows: DFT
     assert route((100, 16, 14, 14), (32, 16, 5, 5), False) == "jit"     # inference: jit
-    assert route((128, 64, 8, 8), (64, 64, 3, 3), False) != "jit"
+    assert route((128, 64, 8, 8), (64, 64, 3, 3), True) == "jit"        # 8 columns: flat kernels
+    assert route((128, 64, 8, 8), (64, 64, 3, 3), False) == "jit"
+    assert route((128, 64, 12, 12), (64, 64, 3, 3), True) != "jit"     # 12: not a power of two
 
 
 def test_fused_inference_with_the_jit_route_equals_layer_by_layer():
@@ -211,3 +218,27 @@ def test_stride_one_reads_the_input_itself_and_never_past_its_edges():
     np.testing.assert_allclose(dx, ref[0], rtol=1e-12)
     np.testing.assert_allclose(dw, ref[1], rtol=1e-12)      # 0 * inf: NaN in the same taps
     assert np.isnan(dw).any() and np.isfinite(dw[:, 1]).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_narrow_maps_take_the_flat_kernels(dtype, monkeypatch):
+    """Power-of-two widths below a vector (8 float32 / 4 float64 columns) run as one row per
+    plane: forward, dx and dw all through the flat kernels, equal to the im2col route."""
+    from striate.functional import _jit_flat
+    width = 8 if dtype == np.float32 else 4
+    calls = []
+    for name in ("flat_forward_kernel", "flat_weight_kernel"):
+        real = getattr(CJ, name)
+        monkeypatch.setattr(CJ, name, lambda *a, real=real, name=name: calls.append(name) or real(*a))
+    assert _jit_flat.flat_fits(np.dtype(dtype).name, width, width)
+    assert not _jit_flat.flat_fits(np.dtype(dtype).name, width, width - 2)   # narrower output
+    x, w, b, pads, dil = _data(((5, 6, width, width), (11, 3, 3), ((1, 1), (1, 1)), (1, 1)), dtype, seed=3)
+    y, cache = C.conv2d_forward(x, w, b, padding=pads, algorithm="jit")
+    dy = np.random.default_rng(4).standard_normal(y.shape).astype(dtype)
+    grads = C.conv2d_backward(dy, cache)
+    assert calls.count("flat_forward_kernel") == 4 and calls.count("flat_weight_kernel") == 2
+    ref, ref_cache = C.conv2d_forward(x, w, b, padding=pads, algorithm="im2col")
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(y, ref, rtol=0, atol=tol * np.abs(ref).max())
+    for got, want in zip(grads, C.conv2d_backward(dy, ref_cache)):
+        np.testing.assert_allclose(got, want, rtol=0, atol=tol * np.abs(want).max())
