@@ -6,13 +6,16 @@ KH*KW times and OpenBLAS runs GEMMs with 16 output rows far below its rate.  Whe
 kernels with explicit vector types, compiled for the machine it runs on:
 
 * ``forward``: y[n, o, oh, ow] = bias[o] + sum_{c,i,j} w[o, c, i, j] *
-  xp[n, c, s*oh + i*dh, s*ow + j*dw] over a zero-padded input (stride s = 1 or 2).
+  xp[n, c, s*oh + i*dh, s*ow + j*dw] over a zero-padded input (stride s = 2), or
+  over the input itself with the loads outside it masked off (stride 1, ``edges``).
   A block of OB output channels x R output rows x T vectors of L output columns
   stays in registers while the loop runs over (c, i, j); each input vector loaded
   feeds OB fused multiply-adds, each weight broadcast R*T.
 * ``weight``: dw[o, c, i, j] += sum_{n,oh,ow} dy[n, o, oh, ow] * xp[n, c, s*oh + i*dh,
-  s*ow + j*dw], with a block of OB x KH x KW vector accumulators (stride 1: output
-  rows in pairs, each input row loaded once for both).
+  s*ow + j*dw], with a block of OB x KH x KW vector accumulators (the masks of a
+  column of vectors computed once, outside the image and row loops).
+
+Rows whose taps all fall inside the input skip the row checks (:func:`_inner_rows`).
 
 Sizes are run-time arguments; only the kernel's shape (KH, KW, dilation, stride,
 blocking, the dtype) is compiled in, so a handful of kernels serve every layer.  The
@@ -328,15 +331,14 @@ def forward_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lane
 
 @lru_cache(maxsize=None)
 def weight_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lanes: int,
-                  stride: int = 1, pairs: bool = True, edges: bool = False) -> Callable:
+                  stride: int = 1, edges: bool = False) -> Callable:
     """The compiled weight-gradient kernel for one kernel shape, dilation, block and dtype.
 
     C signature: ``f(xp, dy, dw, n0, n1, o0, o1, C, O, Hp, Wp, OH, OW)`` adds, for
     output channels o0..o1-1 (o1 - o0 a multiple of ``ob``), the sum over images
     n0..n1-1 to dw (O, C, KH, KW).  Reads outside a row are masked (exact even next
-    to an inf).  ``pairs=False``: one output row at a time even where pairs would do
-    (a single long row).  ``edges=True`` (stride 1): xp is the unpadded input, with
-    ``pt, pl`` as two more arguments, as :func:`forward_kernel`.
+    to an inf).  ``edges=True`` (stride 1): xp is the unpadded input, with ``pt, pl``
+    as two more arguments, as :func:`forward_kernel`.
     """
     if edges and stride != 1:
         raise ValueError("weight_kernel: edges=True needs stride 1")
@@ -369,25 +371,6 @@ def weight_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lanes
                 m = b.and_(k.row_inside(top, hp, m) if rows_checked else m, inside[j])
             return b.call(k.mload, [k.vptr(xp, b.add(row, k.const(j * dw))), k.align, m, k.zero])
 
-        def pair_of_rows(c, n, oh, ow0, m, inside, checked=True):   # output rows oh, oh + 1 (if any)
-            second = b.icmp_signed("<", b.add(oh, k.const(1)), oh_n)
-            m2 = b.and_(m, b.select(second, k.all_lanes, k.no_lanes))
-            sums = [b.load(q) for q in slot]
-            grads = [[dy_vector(n, o, b.add(oh, k.const(r)), ow0, mr) for o in range(ob)]
-                     for r, mr in ((0, m), (1, m2))]
-            # input row oh + i serves output row oh (tap i) and oh + 1 (tap i - 1)
-            for i in range(kh + 1):
-                top, left = _origin(k, b.add(oh, k.const(i)), ow0, pt, pl)
-                for j in range(kw):
-                    xv = x_vector(n, c, top, left, j, m if i < kh else m2, inside, checked)
-                    for o in range(ob):
-                        for r, tap in ((0, i), (1, i - 1)):
-                            if 0 <= tap < kh:
-                                q = (o * kh + tap) * kw + j
-                                sums[q] = b.call(k.fma, [grads[r][o], xv, sums[q]])
-            for q in range(count):
-                b.store(sums[q], slot[q])
-
         def one_row(c, n, oh, ow0, m, inside, checked=True):
             sums = [b.load(q) for q in slot]
             grads = [dy_vector(n, o, oh, ow0, m) for o in range(ob)]
@@ -406,9 +389,8 @@ def weight_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lanes
             for q in range(count):
                 b.store(sums[q], slot[q])
 
-        paired = pairs and dh == 1 and stride == 1      # rows in pairs: each input row loaded once
         if edges:
-            lo, hi = _inner_rows(k, pt, hp, oh_n, kh, dh, 2 if paired else 1)
+            lo, hi = _inner_rows(k, pt, hp, oh_n, kh, dh, 1)
 
         def per_channel(c):
             for q in range(count):
@@ -419,17 +401,15 @@ def weight_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lanes
                 inside = _columns_inside(k, ow0, kw, dw, pl, wp)
 
                 def per_image(n):
-                    body = pair_of_rows if paired else one_row
-                    step = 2 if paired else 1
                     if not edges:
-                        k.loop(k.const(0), oh_n, step, "oh", lambda oh: body(c, n, oh, ow0, m, inside))
+                        k.loop(k.const(0), oh_n, 1, "oh", lambda oh: one_row(c, n, oh, ow0, m, inside))
                         return
                     # rows [0, lo) and [hi, OH) check that their input rows are inside; the
                     # rows between need no check (the input rows of all their taps are)
                     for name, start, stop, checked in (("top", k.const(0), lo, True),
                                                        ("mid", lo, hi, False), ("bottom", hi, oh_n, True)):
-                        k.loop(start, stop, step, name,
-                               lambda oh, checked=checked: body(c, n, oh, ow0, m, inside, checked))
+                        k.loop(start, stop, 1, name,
+                               lambda oh, checked=checked: one_row(c, n, oh, ow0, m, inside, checked))
                 k.loop(n0, n1, 1, "n", per_image)
             k.loop(k.const(0), ow_n, lanes, "ow", per_column)
             for o in range(ob):

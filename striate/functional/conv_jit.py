@@ -239,8 +239,8 @@ def _weight_grad(dy: np.ndarray, cache: JitConvCache) -> np.ndarray:
         single = flat_weight_kernel(*shape, 1, lanes, wd, pt, pl)
         dims = (c, o, h, oh)
     else:
-        block = _jit.weight_kernel(*shape, ob, lanes, cache.stride, True, edges)
-        single = _jit.weight_kernel(*shape, 1, lanes, cache.stride, True, edges)
+        block = _jit.weight_kernel(*shape, ob, lanes, cache.stride, edges)
+        single = _jit.weight_kernel(*shape, 1, lanes, cache.stride, edges)
         dims = (c, o, h, wd, oh, ow, pt, pl) if edges else (c, o, hp, wp, oh, ow)
     main = o - o % ob
     per_image = (c * hp * wp + o * oh * ow) * dy.itemsize
