@@ -437,7 +437,7 @@ def _inner_rows(k: _Builder, pt, height, oh_n, kh: int, dh: int, step: int):
         lo = b.add(pt, b.and_(pt, k.const(1)))
         last = b.and_(last, k.const(-2))
         end = b.add(oh_n, b.and_(oh_n, k.const(1)))
-    lo = _smin(b, lo, end)
+    lo = _smin(b, _smax(b, lo, k.const(0)), end)          # pt may be negative (cropping)
     hi = _smin(b, _smax(b, lo, b.add(last, k.const(step))), end)
     return lo, hi
 

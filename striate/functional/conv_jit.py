@@ -33,9 +33,9 @@ from .norm import channel_sum
 # Output channels per block of the forward kernel (its registers hold OB x T vectors).
 FORWARD_BLOCK = 8
 # "auto" takes the compiled kernels where they were measured faster than both NumPy routes
-# (BENCHMARKS.md, changes 27 and 32): output rows of at least JIT_MIN_WIDTH columns in
-# training (JIT_MIN_WIDTH_INFER in inference), or few column rows (C*KH*KW <= JIT_MAX_TAPS:
-# first layers) at any width; stride 2: always in inference, from JIT_MIN_WIDTH in training.
+# (BENCHMARKS.md, changes 27, 32, 36, 38): output rows of at least JIT_MIN_WIDTH columns in
+# training (JIT_MIN_WIDTH_INFER in inference), few column rows (C*KH*KW <= JIT_MAX_TAPS:
+# first layers) or power-of-two rows narrower than a vector (the flat kernels); stride 2 always.
 JIT_MIN_WIDTH = 16
 JIT_MIN_WIDTH_INFER = 12
 JIT_MAX_TAPS = 32
@@ -84,8 +84,8 @@ def jit_faster(x: np.ndarray, w: np.ndarray, stride: tuple[int, int], padding: P
     """
     c, (kh, kw) = x.shape[1], w.shape[2:]
     ow = (x.shape[3] + sum(padding[1]) - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-    if stride[1] == 2:                       # measured: forward faster, backward from 16 columns
-        return ow >= JIT_MIN_WIDTH or not training
+    if stride[1] == 2:                       # measured faster, forward and backward (change 38)
+        return True
     if flat_fits(x.dtype.name, x.shape[3], ow):   # narrow maps, planes as one row (change 36)
         return True
     return ow >= (JIT_MIN_WIDTH if training else JIT_MIN_WIDTH_INFER) or c * kh * kw <= JIT_MAX_TAPS
@@ -262,33 +262,36 @@ def _weight_grad(dy: np.ndarray, cache: JitConvCache) -> np.ndarray:
 
 
 def _strided_input_grad(dy: np.ndarray, cache: JitConvCache) -> np.ndarray:
-    """dx of a stride-2 convolution: four stride-1 input gradients, one per pixel parity.
+    """dx of a stride-2 convolution: four stride-1 convolutions of dy, one per pixel parity.
 
-    Padded input pixel (2a + p, 2b + q) meets only the taps (i, j) with i = 2u + p,
-    j = 2v + q, through dy[a - u, b - v]: for each parity (p, q) that is the input
-    gradient of a stride-1 convolution with the sub-kernel W[:, :, p::2, q::2] over
-    the (p, q) pixels, which the forward kernel computes from dy (zero-padded, the
-    sub-kernel flipped); the four results interleave into the padded input's grid.
+    Input pixel Y = 2a + p (row; columns alike) sits at padded row Y + pt and meets the
+    taps i = 2u + P, P = (p + pt) mod 2, through dy[a + s - u], s = (p + pt - P) / 2: a
+    stride-1 correlation of dy with the sub-kernel W[:, :, P::2, Q::2] flipped (channel
+    axes swapped), top padding (KU - 1) - s (negative: rows cropped).  The forward kernel
+    computes each from dy itself (loads outside it masked); the four results interleave.
 
     Shape:
         dy (N, O, OH, OW) -> dx (N, C, H, W)
     """
     n, c, h, wd = cache.x_shape
-    (pt, pb), (pl, pr) = cache.pads
-    hp, wp = h + pt + pb, wd + pl + pr
+    (pt, _), (pl, _) = cache.pads
     oh, ow = dy.shape[2:]
-    dxp = np.empty((n, c, hp, wp), dtype=dy.dtype)
+    dx = np.empty((n, c, h, wd), dtype=dy.dtype)
     for p in range(2):
         for q in range(2):
-            sub = cache.w[:, :, p::2, q::2]                              # (O, C, Ku, Kv)
+            rows, cols = len(range(p, h, 2)), len(range(q, wd, 2))
+            big_p, big_q = (p + pt) % 2, (q + pl) % 2
+            sub = cache.w[:, :, big_p::2, big_q::2]                       # (O, C, KU, KV)
             ku, kv = sub.shape[2:]
-            rows, cols = dxp[:, :, p::2, q::2].shape[2:]
-            if ku == 0 or kv == 0:
-                dxp[:, :, p::2, q::2] = 0
+            if rows == 0 or cols == 0:
                 continue
-            pads = ((ku - 1, rows - oh), (kv - 1, cols - ow))             # full correlation,
-            w_t = np.ascontiguousarray(sub.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])  # cropped
+            if ku == 0 or kv == 0:
+                dx[:, :, p::2, q::2] = 0
+                continue
+            top, left = ku - 1 - (p + pt - big_p) // 2, kv - 1 - (q + pl - big_q) // 2
+            pads = ((top, rows + ku - 1 - oh - top), (left, cols + kv - 1 - ow - left))
+            w_t = np.ascontiguousarray(sub.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])  # (C, O, KU, KV)
             grad = _run_forward(dy, dy.shape, w_t, np.zeros(c, dtype=dy.dtype), pads,
                                 (1, 1))                                      # (N, C, rows, cols)
-            dxp[:, :, p::2, q::2] = grad
-    return np.ascontiguousarray(dxp[:, :, pt:pt + h, pl:pl + wd])
+            dx[:, :, p::2, q::2] = grad
+    return dx
