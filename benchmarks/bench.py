@@ -5,7 +5,12 @@
 
 Each workload is timed for striate and for torch in alternation (A B A B ...) over
 several rounds; the table gives the median of each and the ratio striate / torch
-(below 1 means striate is faster).  It also prints the machine's float32 GEMM
+(below 1 means striate is faster).  Each turn starts with one untimed call
+(``--warm``): torch's OpenMP workers keep spinning for several milliseconds after
+each parallel region (measured: ~10 ms of CPU after a fashion_cnn step), which
+would otherwise compete with the first timed call of the other framework; the
+warm-up call also wakes the framework's own threads, so each is timed in the
+steady state of a training loop.  ``--warm 0`` gives the old back-to-back timing.  It also prints the machine's float32 GEMM
 rate and each workload's achieved GFLOP/s (multiply-adds from striate.summary,
 x2 for FLOPs, x3 for a training step), and the peak resident memory of a short
 training run of each framework, each in its own process.
@@ -58,15 +63,22 @@ def gemm_gflops(n: int) -> float:
 
 
 CLOCK = time.perf_counter
+DEFAULT_WARM = 1
+WARM = DEFAULT_WARM
 
 
 def interleave(fns: dict[str, Callable[[], None]], rounds: int, reps: int) -> dict[str, float]:
-    """Median seconds per call of each function, timed in alternation (on CLOCK)."""
+    """Median seconds per call of each function, timed in alternation (on CLOCK).
+
+    Each turn makes WARM untimed calls, then times ``reps`` calls back to back.
+    """
     for f in fns.values():          # warm-up
         f()
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(rounds):
         for k, f in fns.items():
+            for _ in range(WARM):
+                f()
             t = CLOCK()
             for _ in range(reps):
                 f()
@@ -216,11 +228,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--threads", type=int, default=None,
                    help="threads for torch and BLAS (default: all cores); set before numpy loads its BLAS")
     p.add_argument("--only", default=None, help="run only the workloads whose name contains this text")
+    p.add_argument("--warm", type=int, default=DEFAULT_WARM,
+                   help="untimed calls at the start of each turn (0: the turns back to back)")
     p.add_argument("--cpu-time", action="store_true",
                    help="time with the process's CPU time instead of the wall clock: steadier on a "
                         "busy machine, meaningful with --threads 1 only")
     a = p.parse_args(argv)
-    global CLOCK
+    global CLOCK, WARM
+    WARM = 0 if a.quick else a.warm
     if a.cpu_time:
         CLOCK = time.process_time
     import torch
