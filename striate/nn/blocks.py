@@ -112,6 +112,12 @@ class _ResidualBlock(Module):
             out = getattr(self, conv)(out)
             if i < last:
                 out = self._norm_relu(norm, out, None, relus)
+        out = self._norm_relu(self._stages[last][1], out, lambda: self._identity(x, out), relus)
+        self._keep(_ReluCaches(tuple(relus)))
+        return out
+
+    def _identity(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """The shortcut branch: x or downsample(x), of the residual branch's shape."""
         identity = x if self.downsample is None else self.downsample(x)
         if identity.shape != out.shape:
             raise ShapeError(
@@ -119,21 +125,20 @@ class _ResidualBlock(Module):
                 f"the residual branch {tuple(out.shape)} for input {tuple(x.shape)}; a stride "
                 "other than 1 or a change of channels needs a downsample module"
             )
-        out = self._norm_relu(self._stages[last][1], out, identity, relus)
-        self._keep(_ReluCaches(tuple(relus)))
-        return out
+        return identity
 
-    def _norm_relu(self, name: str, x: np.ndarray, residual: np.ndarray | None,
+    def _norm_relu(self, name: str, x: np.ndarray, residual: Callable[[], np.ndarray] | None,
                    relus: list[FA.MaskCache | None]) -> np.ndarray:
-        """relu(norm(x) [+ residual]): one fused operation for a batch norm (its cache holds the
-        ReLU's), else norm, add and the relu kernel (its cache appended to ``relus``)."""
+        """relu(norm(x) [+ residual()]): one fused operation for a batch norm (its cache holds
+        the ReLU's), else norm, add and the relu kernel (its cache appended to ``relus``).
+        Unfused, the shortcut runs after the norm, as in torchvision (watchers see that order)."""
         norm = getattr(self, name)
         if isinstance(norm, _BatchNorm) and "forward" not in norm.__dict__:   # nobody watching
             relus.append(None)
-            return norm.forward_relu(x, residual)
+            return norm.forward_relu(x, None if residual is None else residual())
         out = norm(x)                                               # a fresh array
         if residual is not None:
-            out += residual
+            out += residual()
         out, cache = FA.relu_forward(out, inplace=True)
         relus.append(cache)
         return out
@@ -276,12 +281,18 @@ class BasicConv2d(Module):
     _conv_bn_pairs = (("conv", "bn"),)
 
     def forward(self, x: Any) -> np.ndarray:
-        y, relu = FA.relu_forward(self.bn(self.conv(x)))
+        out = self.conv(x)
+        if "forward" not in self.bn.__dict__:            # nobody watching: BN + ReLU fused
+            self._keep(_ReluCaches((None,)))
+            return self.bn.forward_relu(out)
+        y, relu = FA.relu_forward(self.bn(out), inplace=True)
         self._keep(_ReluCaches((relu,)))
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         (relu,) = self._take().relus
+        if relu is None:
+            return self.conv.backward(self.bn.backward_relu(dy)[0])
         return self.conv.backward(self.bn.backward(FA.relu_backward(dy, relu)))
 
 

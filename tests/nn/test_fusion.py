@@ -43,8 +43,8 @@ def test_conv_bn_relu_pool_linear_matches_layer_by_layer(dtype, tol, monkeypatch
         original = cls.forward
         monkeypatch.setattr(cls, "forward", lambda self, x, f=original: (calls.append(type(self)), f(self, x))[1])
     model.eval()
-    unfused = model(x)
-    assert calls.count(nn.BatchNorm2d) == 2 and calls.count(nn.ReLU) == 3
+    unfused = model(x)              # recording gradients: every layer on its own, but the first
+    assert calls.count(nn.BatchNorm2d) == 1 and calls.count(nn.ReLU) == 2   # BN + ReLU as one
     calls.clear()
     with striate.no_grad():
         fused = model(x)
@@ -226,3 +226,43 @@ def test_a_pool_too_large_for_the_fused_conv_output_names_the_pool():
     with pytest.raises(striate.errors.ShapeError, match=r"2 \(MaxPool2d\).*larger than the padded input"):
         with striate.no_grad():
             model(x)                                                         # fused
+
+
+def test_training_fuses_batch_norm_then_relu_with_the_same_values_and_gradients(monkeypatch):
+    """Sequential runs BatchNorm + ReLU as one step (BatchNorm.forward_relu) when training:
+    the same outputs, input gradient, parameter gradients and running statistics."""
+    from striate.nn import fusion
+
+    def make():
+        rng = np.random.default_rng(9)
+        return nn.Sequential(nn.Conv2d(2, 4, 3, padding=1, dtype=np.float64, rng=rng),
+                             nn.BatchNorm2d(4, dtype=np.float64), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Flatten(), nn.Linear(4 * 3 * 3, 2, dtype=np.float64, rng=rng))
+    x = np.random.default_rng(10).standard_normal((5, 2, 6, 6))
+    dy = np.random.default_rng(11).standard_normal((5, 2))
+    runs = {}
+    for name, order in [("fused", fusion.training_order), ("as_listed", list)]:
+        monkeypatch.setattr(fusion, "training_order", order)
+        model = make()
+        y = model(x)
+        dx = model.backward(dy)
+        bn = model[1]
+        runs[name] = [y, dx, bn.running_mean, bn.running_var] + [p.grad for p in model.parameters()]
+        runs[name + " order"] = [type(m).__name__ for m in model._order]
+    assert runs["fused order"] == ["Conv2d", "_BatchNormRelu", "MaxPool2d", "Flatten", "Linear"]
+    assert (runs["fused"][0] != 0).any() and (runs["fused"][1] != 0).any()
+    for a, b in zip(runs["fused"], runs["as_listed"]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_training_order_fuses_only_a_plain_batch_norm_and_relu():
+    from striate.nn.fusion import training_order
+
+    bn, relu = nn.BatchNorm2d(3), nn.ReLU()
+    steps = training_order([bn, relu])
+    assert len(steps) == 1 and steps[0].bn is bn
+    assert training_order([relu, bn]) == [relu, bn]
+    assert training_order([bn, nn.LeakyReLU()])[0] is bn
+    watched = nn.BatchNorm2d(3)
+    watched.forward = lambda x: x
+    assert training_order([watched, relu]) == [watched, relu]
