@@ -331,15 +331,19 @@ def forward_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lane
 
 @lru_cache(maxsize=None)
 def weight_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lanes: int,
-                  stride: int = 1, edges: bool = False) -> Callable:
+                  stride: int = 1, edges: bool = False, rows: tuple[int, int] | None = None
+                  ) -> Callable:
     """The compiled weight-gradient kernel for one kernel shape, dilation, block and dtype.
 
     C signature: ``f(xp, dy, dw, n0, n1, o0, o1, C, O, Hp, Wp, OH, OW)`` adds, for
     output channels o0..o1-1 (o1 - o0 a multiple of ``ob``), the sum over images
     n0..n1-1 to dw (O, C, KH, KW).  Reads outside a row are masked (exact even next
     to an inf).  ``edges=True`` (stride 1): xp is the unpadded input, with ``pt, pl``
-    as two more arguments, as :func:`forward_kernel`.
+    as two more arguments, as :func:`forward_kernel`.  ``rows=(i0, i1)``: only the taps of
+    kernel rows i0..i1-1 (large kernels in several passes, each with OB x (i1-i0) x KW
+    accumulators in the registers).
     """
+    i0, i1 = rows or (0, kh)
     if edges and stride != 1:
         raise ValueError("weight_kernel: edges=True needs stride 1")
     scalar = _scalar(dtype)
@@ -353,7 +357,8 @@ def weight_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lanes
         a.add_attribute("noalias")
     k = _Builder(fn, scalar, lanes)
     b = k.b
-    count = ob * kh * kw
+    group = (i1 - i0) * kw                             # taps per output channel in this pass
+    count = ob * group
     acc = b.alloca(_ir.ArrayType(k.vec, count))
     slot = [b.gep(acc, [k.const(0), k.const(q)]) for q in range(count)]
     taps = k.const(kh * kw)
@@ -374,7 +379,7 @@ def weight_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lanes
         def one_row(c, n, oh, ow0, m, inside, checked=True):
             sums = [b.load(q) for q in slot]
             grads = [dy_vector(n, o, oh, ow0, m) for o in range(ob)]
-            for i in range(kh):
+            for i in range(i0, i1):
                 top, left = _origin(k, b.add(b.mul(oh, k.const(stride)), k.const(i * dh)),
                                     b.mul(ow0, k.const(stride)), pt, pl)
                 for j in range(kw):
@@ -384,7 +389,7 @@ def weight_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lanes
                         row = k.index(n, cc, c, hp, top, wp, left)
                         xv = k.strided_load(xp, b.add(row, k.const(j * dw)), stride)
                     for o in range(ob):
-                        q = (o * kh + i) * kw + j
+                        q = o * group + (i - i0) * kw + j
                         sums[q] = b.call(k.fma, [grads[o], xv, sums[q]])
             for q in range(count):
                 b.store(sums[q], slot[q])
@@ -413,10 +418,10 @@ def weight_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lanes
                 k.loop(n0, n1, 1, "n", per_image)
             k.loop(k.const(0), ow_n, lanes, "ow", per_column)
             for o in range(ob):
-                for q in range(kh * kw):
-                    total = _hsum(b, b.load(slot[o * kh * kw + q]), lanes, scalar)
+                for q in range(group):
+                    total = _hsum(b, b.load(slot[o * group + q]), lanes, scalar)
                     at = b.gep(dwt, [b.add(b.mul(k.index(b.add(o_start, k.const(o)), cc, c), taps),
-                                           k.const(q))])
+                                           k.const(i0 * kw + q))])
                     b.store(b.fadd(b.load(at), total), at)
         k.loop(k.const(0), cc, 1, "c", per_channel)
     k.loop(o0, o1, ob, "ob", per_block)
