@@ -282,7 +282,7 @@ class BasicConv2d(Module):
 
     def forward(self, x: Any) -> np.ndarray:
         out = self.conv(x)
-        if "forward" not in self.bn.__dict__:            # nobody watching: BN + ReLU fused
+        if isinstance(self.bn, _BatchNorm) and "forward" not in self.bn.__dict__:   # fused
             self._keep(_ReluCaches((None,)))
             return self.bn.forward_relu(out)
         y, relu = FA.relu_forward(self.bn(out), inplace=True)
