@@ -219,7 +219,8 @@ def _ctype(dtype: str):
 
 @lru_cache(maxsize=None)
 def forward_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lanes: int,
-                   tile: int, stride: int = 1, rows: int = 1, edges: bool = False) -> Callable:
+                   tile: int, stride: int = 1, rows: int = 1, edges: bool = False,
+                   stats: bool = False) -> Callable:
     """The compiled forward kernel for one kernel shape, dilation, block shape and dtype.
 
     C signature: ``f(xp, w, bias, y, n0, n1, o0, o1, C, O, Hp, Wp, OH, OW)`` computes
@@ -233,16 +234,22 @@ def forward_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lane
     ``edges=True`` (stride 1): xp is the unpadded input (N, C, H, W), passed as Hp = H and
     Wp = W, with two more arguments ``pt, pl`` (the top and left padding): loads outside
     the input are masked off (read as 0), so no padded copy and no tail are needed.
+    ``stats=True``: one more (last) argument ``st`` (N*O*2 float64) receives the sums of
+    y and y^2 per plane (:mod:`._jit_stats`).
     """
     if edges and stride != 1:
         raise ValueError("forward_kernel: edges=True needs stride 1")
+    from . import _jit_stats                   # (it builds on this module's helpers)
     scalar = _scalar(dtype)
     module = _ir.Module(name=f"conv_fwd_{dtype}_{kh}x{kw}")
     fp, i64 = _ir.PointerType(scalar), _ir.IntType(64)
-    fn = _ir.Function(module, _ir.FunctionType(_ir.VoidType(), [fp] * 4 + [i64] * (12 if edges else 10)),
+    sizes = 12 if edges else 10
+    extra = [_ir.PointerType(_ir.DoubleType())] if stats else []
+    fn = _ir.Function(module, _ir.FunctionType(_ir.VoidType(), [fp] * 4 + [i64] * sizes + extra),
                       name="forward")
     xp, w, bias, y, n0, n1, o0, o1, cc, oo, hp, wp, oh_n, ow_n = fn.args[:14]
-    pt, pl = fn.args[14:] if edges else (None, None)
+    pt, pl = fn.args[14:16] if edges else (None, None)
+    st = fn.args[-1] if stats else None
     for a in (xp, w, bias, y):
         a.add_attribute("noalias")
     k = _Builder(fn, scalar, lanes)
@@ -305,6 +312,7 @@ def forward_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lane
                     k.loop(k.const(0), cc, 1, "c", per_channel)
                     for o in range(ob):                         # the bias last, as y = W x + b
                         shift = k.splat(b.load(b.gep(bias, [b.add(o_start, k.const(o))])))
+                        sums = _jit_stats.zero_sums() if stats else None
                         for r in range(rows):
                             base = k.index(n, oo, b.add(o_start, k.const(o)), oh_n,
                                            b.add(oh, k.const(r)), ow_n, ow0)
@@ -312,8 +320,12 @@ def forward_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lane
                                 m = k.mask(b.add(ow0, k.const(t * lanes)), ow_n)
                                 if r:
                                     m = b.and_(m, valid[r])
-                                b.call(k.mstore, [b.fadd(b.load(slot[o * vectors + r * tile + t]), shift),
-                                                  k.vptr(y, b.add(base, k.const(t * lanes))), k.align, m])
+                                out = b.fadd(b.load(slot[o * vectors + r * tile + t]), shift)
+                                b.call(k.mstore, [out, k.vptr(y, b.add(base, k.const(t * lanes))), k.align, m])
+                                if stats:
+                                    sums = _jit_stats.add_vector(k, out, m, sums)
+                        if stats:
+                            _jit_stats.add_to_plane(k, st, k.index(n, oo, b.add(o_start, k.const(o))), sums)
                 k.loop(k.const(0), ow_n, tile * lanes, "ow", per_tile)
             if not edges:
                 k.loop(k.const(0), oh_n, rows, "oh", per_row)
@@ -326,7 +338,7 @@ def forward_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lane
     k.loop(n0, n1, 1, "n", per_image)
     b.ret_void()
     ptr = ctypes.c_void_p
-    return _compile(module, "forward", [ptr] * 4 + [ctypes.c_int64] * (12 if edges else 10))
+    return _compile(module, "forward", [ptr] * 4 + [ctypes.c_int64] * sizes + [ptr] * len(extra))
 
 
 @lru_cache(maxsize=None)

@@ -22,7 +22,7 @@ import ctypes
 from functools import lru_cache
 from typing import Callable
 
-from . import _jit
+from . import _jit, _jit_stats
 from ._jit import _Builder, _compile, _hsum, _scalar
 
 __all__ = ["flat_fits", "flat_forward_kernel", "flat_weight_kernel"]
@@ -55,21 +55,25 @@ def _tap_offset(i: int, j: int, dh: int, dw: int, pt: int, pl: int, width: int) 
 
 @lru_cache(maxsize=None)
 def flat_forward_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lanes: int,
-                        tile: int, width: int, pt: int, pl: int) -> Callable:
+                        tile: int, width: int, pt: int, pl: int, stats: bool = False) -> Callable:
     """The compiled flat forward kernel (see the module docstring) for rows of ``width``
     columns and top/left padding ``pt``, ``pl``.
 
     C signature: ``f(x, w, bias, y, n0, n1, o0, o1, C, O, H, OH)`` computes images
     n0..n1-1 and output channels o0..o1-1 (o1 - o0 a multiple of ``ob``) of
-    y (N, O, OH, W) from x (N, C, H, W), w (O, C, KH, KW) and bias (O,).
+    y (N, O, OH, W) from x (N, C, H, W), w (O, C, KH, KW) and bias (O,); ``stats=True``:
+    one more argument ``st``, the per-plane sums of y and y^2 (:mod:`._jit_stats`).
     """
     _check(width, lanes)
     ir = _jit._ir
     scalar = _scalar(dtype)
     module = ir.Module(name=f"conv_flat_fwd_{dtype}_{kh}x{kw}")
     fp, i64 = ir.PointerType(scalar), ir.IntType(64)
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [fp] * 4 + [i64] * 8), name="flat_forward")
-    x, w, bias, y, n0, n1, o0, o1, cc, oo, hh, oh_n = fn.args
+    extra = [ir.PointerType(ir.DoubleType())] if stats else []
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [fp] * 4 + [i64] * 8 + extra),
+                     name="flat_forward")
+    x, w, bias, y, n0, n1, o0, o1, cc, oo, hh, oh_n = fn.args[:12]
+    st = fn.args[-1] if stats else None
     for a in (x, w, bias, y):
         a.add_attribute("noalias")
     k = _Builder(fn, scalar, lanes)
@@ -107,16 +111,22 @@ def flat_forward_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int,
                 k.loop(k.const(0), cc, 1, "c", per_channel)
                 for o in range(ob):
                     shift = k.splat(b.load(b.gep(bias, [b.add(o_start, k.const(o))])))
-                    out = b.mul(k.index(n, oo, b.add(o_start, k.const(o))), out_plane)
+                    plane_o = k.index(n, oo, b.add(o_start, k.const(o)))
+                    sums = _jit_stats.zero_sums() if stats else None
                     for t in range(tile):
-                        b.call(k.mstore, [b.fadd(b.load(slot[o * tile + t]), shift),
-                                          k.vptr(y, b.add(out, starts[t])), k.align,
-                                          k.mask(starts[t], out_plane)])
+                        value, m = b.fadd(b.load(slot[o * tile + t]), shift), k.mask(starts[t], out_plane)
+                        b.call(k.mstore, [value, k.vptr(y, b.add(b.mul(plane_o, out_plane), starts[t])),
+                                          k.align, m])
+                        if stats:
+                            sums = _jit_stats.add_vector(k, value, m, sums)
+                    if stats:
+                        _jit_stats.add_to_plane(k, st, plane_o, sums)
             k.loop(k.const(0), out_plane, tile * lanes, "p", per_tile)
         k.loop(o0, o1, ob, "ob", per_block)
     k.loop(n0, n1, 1, "n", per_image)
     b.ret_void()
-    return _compile(module, "flat_forward", [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 8)
+    return _compile(module, "flat_forward", [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 8
+                    + [ctypes.c_void_p] * len(extra))
 
 
 @lru_cache(maxsize=None)

@@ -122,12 +122,15 @@ def _padded(x: np.ndarray, pads: Pads, kw: int, dw: int) -> np.ndarray:
 
 
 def _run_forward(src: np.ndarray, x_shape: tuple[int, ...], w: np.ndarray, b: np.ndarray,
-                 pads: Pads, dilation: tuple[int, int], stride: int = 1) -> np.ndarray:
+                 pads: Pads, dilation: tuple[int, int], stride: int = 1,
+                 sums: np.ndarray | None = None) -> np.ndarray:
     """The forward kernel, the batch split over the threads.
 
     ``src``: stride 1, the input (N, C, H, W) itself (the kernel masks the padding);
-    stride 2, its zero-padded copy from :func:`_padded`.
+    stride 2, its zero-padded copy from :func:`_padded`.  ``sums``: a zeroed (N, O, 2)
+    float64 array that receives the sums of y and y^2 per plane.
     """
+    stats = sums is not None
     n, c, h, wd = x_shape
     o, _, kh, kw = w.shape
     (pt, pb), (pl, pr) = pads
@@ -142,16 +145,18 @@ def _run_forward(src: np.ndarray, x_shape: tuple[int, ...], w: np.ndarray, b: np
     if stride == 1 and flat_fits(dt, wd, ow):           # narrow maps: planes as one row
         lanes = _jit.LANES[dt]
         tile = 1 if oh * ow <= lanes else 2
-        block = flat_forward_kernel(*shape, FORWARD_BLOCK, lanes, tile, wd, pt, pl)
-        single = flat_forward_kernel(*shape, 1, lanes, tile, wd, pt, pl)
+        block = flat_forward_kernel(*shape, FORWARD_BLOCK, lanes, tile, wd, pt, pl, stats)
+        single = flat_forward_kernel(*shape, 1, lanes, tile, wd, pt, pl, stats)
         dims = (c, o, h, oh)
     else:
         lanes, tile = _jit.row_blocking(dt, ow)
         rows = NARROW_ROWS if tile == 1 and stride == 1 else 1   # narrow rows: rows per tile
         edges = stride == 1
-        block = _jit.forward_kernel(*shape, FORWARD_BLOCK, lanes, tile, stride, rows, edges)
-        single = _jit.forward_kernel(*shape, 1, lanes, tile, stride, rows, edges)
+        block = _jit.forward_kernel(*shape, FORWARD_BLOCK, lanes, tile, stride, rows, edges, stats)
+        single = _jit.forward_kernel(*shape, 1, lanes, tile, stride, rows, edges, stats)
         dims = (c, o, h, wd, oh, ow, pt, pl) if edges else (c, o, hp, wp, oh, ow)
+    if stats:
+        dims = dims + (sums.ctypes.data,)
     main = o - o % FORWARD_BLOCK
     ptrs = (src.ctypes.data, w.ctypes.data, b.ctypes.data, y.ctypes.data)
 
@@ -167,8 +172,8 @@ def _run_forward(src: np.ndarray, x_shape: tuple[int, ...], w: np.ndarray, b: np
 
 def conv2d_jit_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
                        stride: int = 1, padding: Pads = ((0, 0), (0, 0)),
-                       dilation: tuple[int, int] = (1, 1), keep: bool = True
-                       ) -> tuple[np.ndarray, JitConvCache | None]:
+                       dilation: tuple[int, int] = (1, 1), keep: bool = True,
+                       moments: bool = False) -> tuple:
     """Groups-1 conv2d (cross-correlation) with the compiled direct kernel, stride 1 or 2.
 
     Args:
@@ -180,21 +185,30 @@ def conv2d_jit_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
         padding: ((top, bottom), (left, right)) zero padding.
         dilation: (dh, dw).
         keep: return the cache for the backward pass (False: inference, None).
+        moments: also return y's per-channel mean and biased variance (float64), summed
+            while y is written (for a batch norm on y: no pass of its own).
 
     Shape:
         (N, C, H, W) -> (N, O, OH, OW),
         OH = floor((H + top + bottom - dh*(KH-1) - 1) / stride) + 1 (likewise OW).
 
     Returns:
-        (y, cache) for :func:`conv2d_jit_backward`; y equals conv2d_forward's to rounding.
+        (y, cache) for :func:`conv2d_jit_backward`, or (y, cache, (mean, var)) with
+        ``moments``; y equals conv2d_forward's to rounding.
     """
     kw = w.shape[3]
     xp = np.ascontiguousarray(x) if stride == 1 else _padded(x, padding, kw, dilation[1])
     bias = np.zeros(w.shape[0], dtype=w.dtype) if b is None else b.astype(w.dtype, copy=False)
-    y = _run_forward(xp, x.shape, w, bias, padding, dilation, stride)
-    if not keep:
-        return y, None
-    return y, JitConvCache(xp, tuple(x.shape), w, padding, tuple(dilation), b is not None, stride)
+    sums = np.zeros((x.shape[0], w.shape[0], 2)) if moments else None      # (N, O, 2) float64
+    y = _run_forward(xp, x.shape, w, bias, padding, dilation, stride, sums)
+    cache = JitConvCache(xp, tuple(x.shape), w, padding, tuple(dilation), b is not None,
+                         stride) if keep else None
+    if not moments:
+        return y, cache
+    count = max(y.size // y.shape[1], 1)
+    total = sums.sum(axis=0)                                       # (O, 2), added in order
+    mean = total[:, 0] / count
+    return y, cache, (mean, np.maximum(total[:, 1] / count - mean * mean, 0.0))
 
 
 def conv2d_jit_backward(dy: np.ndarray, cache: JitConvCache, *, need_dx: bool = True

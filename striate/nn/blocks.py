@@ -63,6 +63,11 @@ def _make_norm(norm_layer: Callable[[int], Module] | None, channels: int, dt: np
     return norm_layer(channels).to(dt)
 
 
+def _fusable(norm: Module) -> bool:
+    """A batch norm that runs its class's own forward (nobody watching): it can run fused."""
+    return isinstance(norm, _BatchNorm) and "forward" not in norm.__dict__
+
+
 @dataclass(frozen=True)
 class _ReluCaches:
     """The caches of the ReLUs a block applied in forward, in order."""
@@ -109,12 +114,23 @@ class _ResidualBlock(Module):
         out = x
         last = len(self._stages) - 1
         for i, (conv, norm) in enumerate(self._stages):
-            out = getattr(self, conv)(out)
+            out, moments = self._conv(conv, norm, out)
             if i < last:
-                out = self._norm_relu(norm, out, None, relus)
-        out = self._norm_relu(self._stages[last][1], out, lambda: self._identity(x, out), relus)
+                out = self._norm_relu(norm, out, None, relus, moments)
+        out = self._norm_relu(self._stages[last][1], out, lambda: self._identity(x, out), relus,
+                              moments)
         self._keep(_ReluCaches(tuple(relus)))
         return out
+
+    def _conv(self, conv_name: str, norm_name: str, x: np.ndarray
+              ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+        """The stage's convolution, with its output's moments when the batch norm after it
+        (fused, using the batch's statistics) can take them from the convolution."""
+        conv, norm = getattr(self, conv_name), getattr(self, norm_name)
+        if (isinstance(conv, Conv2d) and _fusable(norm) and "forward" not in conv.__dict__
+                and (norm.training or norm.running_mean is None)):
+            return conv.forward_moments(x)
+        return conv(x), None
 
     def _identity(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
         """The shortcut branch: x or downsample(x), of the residual branch's shape."""
@@ -128,14 +144,16 @@ class _ResidualBlock(Module):
         return identity
 
     def _norm_relu(self, name: str, x: np.ndarray, residual: Callable[[], np.ndarray] | None,
-                   relus: list[FA.MaskCache | None]) -> np.ndarray:
+                   relus: list[FA.MaskCache | None],
+                   moments: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
         """relu(norm(x) [+ residual()]): one fused operation for a batch norm (its cache holds
-        the ReLU's), else norm, add and the relu kernel (its cache appended to ``relus``).
-        Unfused, the shortcut runs after the norm, as in torchvision (watchers see that order)."""
+        the ReLU's; ``moments``: x's, from the convolution), else norm, add and the relu kernel
+        (its cache appended to ``relus``).  Unfused, the shortcut runs after the norm, as in
+        torchvision (watchers see that order)."""
         norm = getattr(self, name)
-        if isinstance(norm, _BatchNorm) and "forward" not in norm.__dict__:   # nobody watching
+        if _fusable(norm):
             relus.append(None)
-            return norm.forward_relu(x, None if residual is None else residual())
+            return norm.forward_relu(x, None if residual is None else residual(), moments)
         out = norm(x)                                               # a fresh array
         if residual is not None:
             out += residual()
@@ -282,7 +300,7 @@ class BasicConv2d(Module):
 
     def forward(self, x: Any) -> np.ndarray:
         out = self.conv(x)
-        if isinstance(self.bn, _BatchNorm) and "forward" not in self.bn.__dict__:   # fused
+        if _fusable(self.bn):                                # BN + ReLU fused
             self._keep(_ReluCaches((None,)))
             return self.bn.forward_relu(out)
         y, relu = FA.relu_forward(self.bn(out), inplace=True)

@@ -11,6 +11,7 @@ from .._random import get_rng
 from ..errors import ConfigError, ShapeError
 from ..functional import conv as F
 from ..functional import conv1d as F1
+from ..functional.conv_jit import conv2d_jit_forward, jit_takes
 from ..functional._utils import conv_padding, ntuple
 from .module import Module, is_grad_enabled
 from .parameter import Parameter
@@ -134,6 +135,25 @@ class Conv2d(_ConvNd):
                                     padding=self._pads, dilation=self.dilation, groups=self.groups)
         self._keep(cache)
         return y
+
+    def forward_moments(self, x: Any) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+        """(self(x), y's per-channel mean and biased variance, float64) for a batch norm on y.
+
+        The compiled route sums y and y^2 while it writes y, so the batch norm makes no
+        pass of its own for its moments; other routes (and inference) give None.
+        """
+        if not is_grad_enabled():
+            return self(x), None
+        x = self._input(x)
+        w = self.weight.data
+        if (F.choose_algorithm(x, w, self.stride, self._pads, self.dilation, self.groups, "auto",
+                               training=True) != "jit" or not jit_takes(x, self.stride)):
+            return self(x), None
+        b = None if self.bias is None else self.bias.data
+        y, cache, moments = conv2d_jit_forward(x, w, b, stride=self.stride[0], padding=self._pads,
+                                               dilation=self.dilation, moments=True)
+        self._keep(cache)
+        return y, moments
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         dx, dw, db = F.conv2d_backward(dy, self._take(), need_dx=self.input_grad)

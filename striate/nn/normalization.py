@@ -92,15 +92,18 @@ class _BatchNorm(Module):
         self._keep(cache)
         return y
 
-    def forward_relu(self, x: Any, residual: np.ndarray | None = None) -> np.ndarray:
+    def forward_relu(self, x: Any, residual: np.ndarray | None = None,
+                     moments: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
         """relu(self(x) [+ residual]) in one operation (ResNet blocks; see functional.norm_relu).
 
         The ReLU costs no pass of its own; :meth:`backward_relu` is its backward pass.
+        ``moments``: x's per-channel mean and biased variance when already known (from
+        :meth:`Conv2d.forward_moments`); used only where the batch's statistics are.
 
         Shape:
             (N, C, *)[, (N, C, *)] -> (N, C, *).
         """
-        x, centred, mean, var, use_batch = self._statistics(x)
+        x, centred, mean, var, use_batch = self._statistics(x, moments)
         w = None if self.weight is None else self.weight.data
         b = None if self.bias is None else self.bias.data
         if residual is not None and residual.shape != x.shape:
@@ -121,9 +124,10 @@ class _BatchNorm(Module):
         self._accumulate(dw, db)
         return dx, dres
 
-    def _statistics(self, x: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray, bool]:
+    def _statistics(self, x: Any, moments: tuple[np.ndarray, np.ndarray] | None = None
+                    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray, bool]:
         """(x as a float array, x - mean or None, mean, var, whether they are the batch's own);
-        updates the running statistics when training."""
+        updates the running statistics when training.  ``moments``: the batch's (mean, var)."""
         x = self._float_input(x, self._dtype())
         self._check_input(x)
         use_batch = self.training or self.running_mean is None
@@ -134,7 +138,10 @@ class _BatchNorm(Module):
                     f"{self.where()}: expected more than 1 value per channel when training "
                     f"(batch statistics); received input {tuple(x.shape)}"
                 )
-            centred, mean, var = F.batch_centred_moments(x)
+            if moments is not None:
+                centred, mean, var = None, *(np.asarray(m).astype(x.dtype) for m in moments)
+            else:
+                centred, mean, var = F.batch_centred_moments(x)
             if self.training and self.track_running_stats:
                 self._update_running(mean, var, count)
         else:

@@ -244,3 +244,26 @@ def test_narrow_maps_take_the_flat_kernels(dtype, monkeypatch):
     np.testing.assert_allclose(y, ref, rtol=0, atol=tol * np.abs(ref).max())
     for got, want in zip(grads, C.conv2d_backward(dy, ref_cache)):
         np.testing.assert_allclose(got, want, rtol=0, atol=tol * np.abs(want).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", [((4, 5, 9, 13), (10, 3, 3), 1, 1), ((3, 6, 8, 8), (9, 3, 3), 1, 1),
+                                  ((3, 4, 14, 14), (7, 5, 5), 1, 2), ((2, 3, 16, 16), (8, 3, 3), 2, 1),
+                                  ((2, 3, 8, 8), (4, 3, 3), 2, 1)])
+def test_forward_sums_the_moments_of_its_output(case, dtype):
+    """moments=True: y's per-channel mean and biased variance, summed while y is written
+    (row, narrow-row, flat and stride-2 kernels; float64 with 4-lane vectors)."""
+    (n, c, h, w), (o, kh, kw), stride, pad = case
+    rng = np.random.default_rng(12)
+    x = (rng.standard_normal((n, c, h, w)) + 0.5).astype(dtype)
+    wt = rng.standard_normal((o, c, kh, kw)).astype(dtype)
+    b = rng.standard_normal(o).astype(dtype)
+    y, cache, (mean, var) = CJ.conv2d_jit_forward(x, wt, b, stride=stride, padding=((pad, pad),) * 2,
+                                                  moments=True)
+    plain, _ = CJ.conv2d_jit_forward(x, wt, b, stride=stride, padding=((pad, pad),) * 2)
+    np.testing.assert_array_equal(y, plain)
+    y64 = y.astype(np.float64)
+    assert mean.dtype == var.dtype == np.float64 and mean.shape == (o,)
+    np.testing.assert_allclose(mean, y64.mean(axis=(0, 2, 3)), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(var, y64.var(axis=(0, 2, 3)), rtol=1e-11)
+    assert isinstance(cache, CJ.JitConvCache)

@@ -333,3 +333,40 @@ def test_fused_norm_relu_equals_the_watched_unfused_path(block):
     np.testing.assert_allclose(fused.backward(dy), watched.backward(dy), rtol=1e-4, atol=1e-5)
     for (name, p), q in zip(fused.named_parameters(), watched.parameters()):
         np.testing.assert_allclose(p.grad, q.grad, rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_block_convolutions_hand_their_output_moments_to_the_batch_norms(monkeypatch):
+    """In training the compiled convolutions sum their outputs' moments on the way
+    (Conv2d.forward_moments) and the fused batch norms use them: the same outputs,
+    gradients and running statistics as computing the moments from the outputs."""
+    pytest.importorskip("llvmlite")
+    from striate.functional import _jit
+    if not _jit.jit_available():
+        pytest.skip("STRIATE_JIT is 0")
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 8, 16, 16)).astype(np.float32)
+    blocks = [BasicBlock(8, 8, rng=0), BasicBlock(8, 8, rng=0)]
+    handed = []
+    real = Conv2d.forward_moments
+    monkeypatch.setattr(Conv2d, "forward_moments",
+                        lambda self, a: (lambda r: handed.append(r[1] is not None) or r)(real(self, a)))
+    y = blocks[0](x)
+    assert handed == [True, True]
+    monkeypatch.setattr(Conv2d, "forward_moments", lambda self, a: (self(a), None))
+    y_ref = blocks[1](x)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    np.testing.assert_allclose(blocks[0].backward(dy), blocks[1].backward(dy), rtol=1e-4, atol=1e-5)
+    for (name, p), q in zip(blocks[0].named_parameters(), blocks[1].parameters()):
+        np.testing.assert_allclose(p.grad, q.grad, rtol=1e-4, atol=1e-5, err_msg=name)
+    for a, b in zip(blocks[0].buffers(), blocks[1].buffers()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_forward_moments_is_none_off_the_compiled_route():
+    conv = Conv2d(3, 4, 3, stride=3, rng=0)                        # stride 3: im2col
+    y, moments = conv.forward_moments(np.ones((2, 3, 9, 9), np.float32))
+    assert moments is None and y.shape == (2, 4, 3, 3)
+    conv = Conv2d(3, 4, 3, padding=1, rng=0)
+    with striate.no_grad():
+        assert conv.forward_moments(np.ones((2, 3, 8, 8), np.float32))[1] is None
