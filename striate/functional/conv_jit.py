@@ -26,6 +26,7 @@ import numpy as np
 
 from . import _jit
 from ._jit_flat import flat_fits, flat_forward_kernel, flat_weight_kernel
+from ._jit_wgrad import weight_kernel
 from ._parallel import parallel_for, sum_of_blocks
 from .im2col import Pads
 from .norm import channel_sum
@@ -259,8 +260,8 @@ def _weight_grad(dy: np.ndarray, cache: JitConvCache) -> np.ndarray:
     else:
         ob = 2                                      # 2 x (rows x KW) accumulators per pass
         step = max(1, min(kh, WGRAD_ACCUMULATORS // (ob * kw)))
-        passes = [(_jit.weight_kernel(*shape, ob, lanes, cache.stride, edges, (i, min(i + step, kh))),
-                   _jit.weight_kernel(*shape, 1, lanes, cache.stride, edges, (i, min(i + step, kh))))
+        passes = [(weight_kernel(*shape, ob, lanes, cache.stride, edges, (i, min(i + step, kh))),
+                   weight_kernel(*shape, 1, lanes, cache.stride, edges, (i, min(i + step, kh))))
                   for i in range(0, kh, step)]
         dims = (c, o, h, wd, oh, ow, pt, pl) if edges else (c, o, hp, wp, oh, ow)
     main = o - o % ob
