@@ -44,6 +44,9 @@ def _per_channel(per_plane: np.ndarray, c: int) -> np.ndarray:
 
 
 def _vec(v: np.ndarray | float, c: int, dtype: np.dtype) -> np.ndarray:
+    """v as a contiguous (C,) vector of ``dtype`` (v itself when it already is one)."""
+    if isinstance(v, np.ndarray) and v.shape == (c,) and v.dtype == dtype and v.flags.c_contiguous:
+        return v
     return np.ascontiguousarray(np.broadcast_to(np.asarray(v, dtype=dtype), (c,)))
 
 
