@@ -226,10 +226,11 @@ def forward_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lane
 
     C signature: ``f(xp, w, bias, y, n0, n1, o0, o1, C, O, Hp, Wp, OH, OW)`` computes
     images n0..n1-1 and output channels o0..o1-1 (o1 - o0 a multiple of ``ob``) of
-    y (N, O, OH, OW) from xp (N, C, Hp, Wp) (allocated with at least
+    y (N, O, OH, OW) from xp (N, C, Hp, Wp) (zero-padded, allocated with at least
     ``4 * LANES + (KW - 1) * dw`` elements after it), w (O, C, KH, KW) and bias (O,),
     ``ob`` output channels x ``rows`` output rows x ``tile`` vectors of ``lanes`` columns
-    at a time (two rows for narrow maps: each weight loaded serves twice as many vectors).
+    at a time (two rows for narrow maps, ``edges`` only: each weight loaded serves twice as
+    many vectors).
     With ``stride`` 2 (both axes, one row) each input vector is the even lanes of two loads.
 
     ``edges=True`` (stride 1): xp is the unpadded input (N, C, H, W), passed as Hp = H and
@@ -238,8 +239,8 @@ def forward_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lane
     ``stats=True``: one more (last) argument ``st`` (N*O*2 float64) receives the sums of
     y and y^2 per plane (:mod:`._jit_stats`).
     """
-    if edges and stride != 1:
-        raise ValueError("forward_kernel: edges=True needs stride 1")
+    if (edges and stride != 1) or (rows != 1 and not edges):
+        raise ValueError("forward_kernel: edges=True needs stride 1, rows > 1 needs edges=True")
     from . import _jit_stats                   # (it builds on this module's helpers)
     scalar = _scalar(dtype)
     module = _ir.Module(name=f"conv_fwd_{dtype}_{kh}x{kw}")
@@ -295,11 +296,6 @@ def forward_kernel(dtype: str, kh: int, kw: int, dh: int, dw: int, ob: int, lane
                                 else:
                                     xs = [k.strided_load(xp, b.add(row, k.const(j * dw + t * lanes * stride)),
                                                          stride) for t in range(tile)]
-                                for r in range(1, rows if not edges else 1):   # row oh + r (masked if past OH)
-                                    row_r = b.add(row, b.mul(wp, k.const(r)))
-                                    xs += [b.call(k.mload, [k.vptr(xp, b.add(row_r, k.const(j * dw + t * lanes))),
-                                                            k.align, valid[r], k.zero])
-                                           for t in range(tile)]
                                 for o in range(ob):                 # W[o_start + o, c, i, j]
                                     at = b.add(b.add(wrow, b.mul(k.const(o), b.mul(cc, taps))),
                                                k.const(j))

@@ -34,7 +34,7 @@ from .norm import channel_sum
 # Output channels per block of the forward kernel (its registers hold OB x T vectors).
 FORWARD_BLOCK = 8
 # "auto" takes the compiled kernels where they were measured faster than both NumPy routes
-# (BENCHMARKS.md, changes 27, 32, 36, 38): output rows of at least JIT_MIN_WIDTH columns in
+# (BENCHMARKS.md, changes 27, 32, 37, 40): output rows of at least JIT_MIN_WIDTH columns in
 # training (JIT_MIN_WIDTH_INFER in inference), few column rows (C*KH*KW <= JIT_MAX_TAPS:
 # first layers) or power-of-two rows narrower than a vector (the flat kernels); stride 2 always.
 JIT_MIN_WIDTH = 16
@@ -47,14 +47,15 @@ NARROW_ROWS = 2
 # every channel pair), 4 to 32 images (measured: 4 -> 8 images 5-40% faster, change 33).
 WGRAD_BLOCK_BYTES = 1 << 20
 # Vector accumulators of the weight kernel (2 output channels x taps); larger kernels take
-# several passes over groups of kernel rows (5x5: 2 + 2 + 1 rows; measured 1.6x faster
-# than one pass with 1 x 25 accumulators, change 40).
+# several passes over groups of kernel rows (5x5: 2 + 2 + 1 rows; measured 1.8x faster
+# than one pass with 1 x 25 accumulators, change 42).
 WGRAD_ACCUMULATORS = 24
 
 
 @dataclass(frozen=True)
 class JitConvCache:
-    """What conv2d_jit_backward needs: the padded input (flat, with a tail) and the geometry."""
+    """What conv2d_jit_backward needs: the input (stride 1) or its padded copy (stride 2, flat,
+    with a tail) and the geometry."""
 
     xp: np.ndarray                       # stride 1: the input (N, C, H, W); stride 2: the
     x_shape: tuple[int, int, int, int]   # zero-padded input (N*C*Hp*Wp + tail,); (N, C, H, W)
@@ -89,9 +90,9 @@ def jit_faster(x: np.ndarray, w: np.ndarray, stride: tuple[int, int], padding: P
     """
     c, (kh, kw) = x.shape[1], w.shape[2:]
     ow = (x.shape[3] + sum(padding[1]) - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-    if stride[1] == 2:                       # measured faster, forward and backward (change 38)
+    if stride[1] == 2:                       # measured faster, forward and backward (change 40)
         return True
-    if flat_fits(x.dtype.name, x.shape[3], ow):   # narrow maps, planes as one row (change 36)
+    if flat_fits(x.dtype.name, x.shape[3], ow):   # narrow maps, planes as one row (change 37)
         return True
     return ow >= (JIT_MIN_WIDTH if training else JIT_MIN_WIDTH_INFER) or c * kh * kw <= JIT_MAX_TAPS
 
