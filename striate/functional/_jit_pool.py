@@ -23,7 +23,7 @@ import numpy as np
 
 from . import _jit
 from ._jit import _Builder, _compile, _declare, _scalar
-from ._parallel import parallel_for
+from ._parallel import parallel_kernels
 
 __all__ = ["pool_kernel"]
 
@@ -145,10 +145,10 @@ def max_pool_2x2(x):
     arg = np.empty((n, c, h // 2, w // 2), dtype=np.int8)
     kernel = pool_kernel("forward", x.dtype.name)
 
-    def run(start: int, stop: int) -> None:
-        kernel(x.ctypes.data, y.ctypes.data, arg.ctypes.data, start, stop, h, w)
+    def calls(start: int, stop: int) -> list:
+        return [(kernel, (x.ctypes.data, y.ctypes.data, arg.ctypes.data, start, stop, h, w))]
 
-    parallel_for(run, n * c, x.size)
+    parallel_kernels(calls, n * c, x.size)
     return y, arg
 
 
@@ -159,8 +159,8 @@ def max_pool_2x2_backward(dy, arg, x_shape: tuple):
     dx = np.empty(x_shape, dtype=dy.dtype)
     kernel = pool_kernel("backward", dy.dtype.name)
 
-    def run(start: int, stop: int) -> None:
-        kernel(dy.ctypes.data, arg.ctypes.data, dx.ctypes.data, start, stop, h, w)
+    def calls(start: int, stop: int) -> list:
+        return [(kernel, (dy.ctypes.data, arg.ctypes.data, dx.ctypes.data, start, stop, h, w))]
 
-    parallel_for(run, n * c, dx.size)
+    parallel_kernels(calls, n * c, dx.size)
     return dx

@@ -27,7 +27,7 @@ import numpy as np
 from . import _jit
 from ._jit_flat import flat_fits, flat_forward_kernel, flat_weight_kernel
 from ._jit_wgrad import weight_kernel
-from ._parallel import parallel_for, sum_of_blocks
+from ._parallel import parallel_for, parallel_kernels, sum_in_order
 from .im2col import Pads
 from .norm import channel_sum
 
@@ -162,13 +162,11 @@ def _run_forward(src: np.ndarray, x_shape: tuple[int, ...], w: np.ndarray, b: np
     main = o - o % FORWARD_BLOCK
     ptrs = (src.ctypes.data, w.ctypes.data, b.ctypes.data, y.ctypes.data)
 
-    def run(start: int, stop: int) -> None:
-        if main:
-            block(*ptrs, start, stop, 0, main, *dims)
-        if main < o:
-            single(*ptrs, start, stop, main, o, *dims)
+    def calls(start: int, stop: int) -> list:
+        return ([(block, (*ptrs, start, stop, 0, main, *dims))] if main else []) + \
+               ([(single, (*ptrs, start, stop, main, o, *dims))] if main < o else [])
 
-    parallel_for(run, n, n * (c + o) * hp * wp)
+    parallel_kernels(calls, n, n * (c + o) * hp * wp)
     return y
 
 
@@ -268,19 +266,25 @@ def _weight_grad(dy: np.ndarray, cache: JitConvCache) -> np.ndarray:
     main = o - o % ob
     per_image = (c * hp * wp + o * oh * ow) * dy.itemsize
     images = min(32, max(4, WGRAD_BLOCK_BYTES // max(per_image, 1)))   # depends on shapes only
+    count = -(-n // images)
+    parts = np.zeros((count, o, c, kh, kw), dtype=dy.dtype)          # one sum per image block
+    src, grads, out = cache.xp.ctypes.data, dy.ctypes.data, parts.ctypes.data
+    part_bytes = parts[0].nbytes if count else 0
 
-    def one(i: int) -> np.ndarray:
-        part = np.zeros((o, c, kh, kw), dtype=dy.dtype)
-        ptrs = (cache.xp.ctypes.data, dy.ctypes.data, part.ctypes.data)
-        start, stop = i * images, min((i + 1) * images, n)
-        for block, single in passes:
-            if main:
-                block(*ptrs, start, stop, 0, main, *dims)
-            if main < o:
-                single(*ptrs, start, stop, main, o, *dims)
-        return part
+    def calls(first: int, last: int) -> list:
+        todo = []
+        for i in range(first, last):
+            ptrs = (src, grads, out + i * part_bytes)
+            start, stop = i * images, min((i + 1) * images, n)
+            for block, single in passes:
+                if main:
+                    todo.append((block, (*ptrs, start, stop, 0, main, *dims)))
+                if main < o:
+                    todo.append((single, (*ptrs, start, stop, main, o, *dims)))
+        return todo
 
-    total = sum_of_blocks(one, -(-n // images), dy.size * c)
+    parallel_kernels(calls, count, dy.size * c)
+    total = sum_in_order(list(parts))                               # first to last
     return np.zeros((o, c, kh, kw), dtype=dy.dtype) if total is None else total
 
 

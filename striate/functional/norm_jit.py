@@ -11,7 +11,7 @@ import numpy as np
 
 from . import _jit
 from ._jit_norm import norm_kernel
-from ._parallel import parallel_for
+from ._parallel import parallel_kernels
 
 __all__ = ["ready", "moments", "affine", "affine_relu", "grad_sums", "grad_input"]
 
@@ -32,10 +32,10 @@ def _run(kind: str, arrays: list[np.ndarray], x: np.ndarray) -> None:
     kernel = norm_kernel(kind, x.dtype.name)
     ptrs = [a.ctypes.data for a in arrays]
 
-    def run(start: int, stop: int) -> None:
-        kernel(*ptrs, start, stop, size, c)
+    def calls(start: int, stop: int) -> list:
+        return [(kernel, (*ptrs, start, stop, size, c))]
 
-    parallel_for(run, planes, x.size * (len(arrays) - 1))
+    parallel_kernels(calls, planes, x.size * (len(arrays) - 1))
 
 
 def _per_channel(per_plane: np.ndarray, c: int) -> np.ndarray:
