@@ -85,12 +85,66 @@ def _emit_calls(ir, b, fn, calls_ptr) -> None:
     b.position_at_end(end)
 
 
+def _worker_loop_ir(ir, module, spin_pause) -> None:
+    """i64 worker_loop(i64* ctrl, i64 budget): run each new call list posted to ``ctrl``;
+    return 1 on stop, 0 after ``budget`` idle iterations."""
+    i64 = ir.IntType(64)
+    fn = ir.Function(module, ir.FunctionType(i64, [ir.PointerType(i64), i64]), name="worker_loop")
+    ctrl, budget = fn.args
+    word = {name: ir.Constant(i64, at) for name, at in (("seq", SEQ), ("seen", SEEN),
+                                                         ("calls", CALLS), ("stop", STOP))}
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    head, idle, work, go = (fn.append_basic_block(n) for n in ("head", "idle", "work", "go"))
+    entry = b.block
+    b.branch(head)
+    b.position_at_end(head)                         # a new sequence number: work; else spin
+    spins = b.phi(i64)
+    spins.add_incoming(ir.Constant(i64, 0), entry)
+    seq = b.load_atomic(b.gep(ctrl, [word["seq"]]), "acquire", 8)
+    b.cbranch(b.icmp_signed("!=", seq, b.load(b.gep(ctrl, [word["seen"]]))), work, idle)
+    b.position_at_end(idle)
+    spin_pause(b)
+    more = b.add(spins, ir.Constant(i64, 1))
+    spins.add_incoming(more, idle)
+    quiet = fn.append_basic_block("quiet")
+    b.cbranch(b.icmp_signed("<", more, budget), head, quiet)
+    b.position_at_end(quiet)
+    b.ret(ir.Constant(i64, 0))
+    b.position_at_end(work)
+    stop = fn.append_basic_block("stop")
+    b.cbranch(b.icmp_signed("!=", b.load(b.gep(ctrl, [word["stop"]])), ir.Constant(i64, 0)), stop, go)
+    b.position_at_end(stop)
+    b.ret(ir.Constant(i64, 1))
+    b.position_at_end(go)
+    _emit_calls(ir, b, fn, b.inttoptr(b.load(b.gep(ctrl, [word["calls"]])), ir.PointerType(i64)))
+    b.store_atomic(seq, b.gep(ctrl, [word["seen"]]), "release", 8)
+    spins.add_incoming(ir.Constant(i64, 0), b.block)
+    b.branch(head)
+
+
+def _wait_done_ir(ir, module, spin_pause) -> None:
+    """void wait_done(i64* ctrl, i64 seq): spin until ctrl[SEEN] == seq."""
+    i64 = ir.IntType(64)
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [ir.PointerType(i64), i64]), name="wait_done")
+    ctrl, seq = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    head, wait, done = (fn.append_basic_block(n) for n in ("head", "wait", "done"))
+    b.branch(head)
+    b.position_at_end(head)
+    seen = b.load_atomic(b.gep(ctrl, [ir.Constant(i64, SEEN)]), "acquire", 8)
+    b.cbranch(b.icmp_signed("==", seen, seq), done, wait)
+    b.position_at_end(wait)
+    spin_pause(b)
+    b.branch(head)
+    b.position_at_end(done)
+    b.ret_void()
+
+
 @lru_cache(maxsize=None)
 def _functions() -> tuple[Callable, Callable, Callable]:
     """(worker_loop, wait_done, run_calls) compiled once."""
     ir = _jit._ir
     i64 = ir.IntType(64)
-    p64 = ir.PointerType(i64)
     module = ir.Module(name="striate_native_pool")
     pause = _jit._declare(module, "llvm.x86.sse2.pause", ir.VoidType(), []) \
         if "x86" in _jit._llvm.get_default_triple() else None
@@ -99,69 +153,18 @@ def _functions() -> tuple[Callable, Callable, Callable]:
         if pause is not None:
             b.call(pause, [])
 
-    # i64 worker_loop(i64* ctrl, i64 budget): 1 on stop, 0 after budget idle iterations
-    fn = ir.Function(module, ir.FunctionType(i64, [p64, i64]), name="worker_loop")
-    ctrl, budget = fn.args
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    head = fn.append_basic_block("head")
-    idle = fn.append_basic_block("idle")
-    work = fn.append_basic_block("work")
-    stop = fn.append_basic_block("stop")
-    quiet = fn.append_basic_block("quiet")
-    entry = b.block
-    b.branch(head)
-    b.position_at_end(head)
-    spins = b.phi(i64)
-    spins.add_incoming(ir.Constant(i64, 0), entry)
-    seq = b.load_atomic(b.gep(ctrl, [ir.Constant(i64, SEQ)]), "acquire", 8)
-    seen = b.load(b.gep(ctrl, [ir.Constant(i64, SEEN)]))
-    b.cbranch(b.icmp_signed("!=", seq, seen), work, idle)
-    b.position_at_end(idle)
-    spin_pause(b)
-    more = b.add(spins, ir.Constant(i64, 1))
-    spins.add_incoming(more, idle)
-    b.cbranch(b.icmp_signed("<", more, budget), head, quiet)
-    b.position_at_end(quiet)
-    b.ret(ir.Constant(i64, 0))
-    b.position_at_end(work)
-    flag = b.load(b.gep(ctrl, [ir.Constant(i64, STOP)]))
-    go = fn.append_basic_block("go")
-    b.cbranch(b.icmp_signed("!=", flag, ir.Constant(i64, 0)), stop, go)
-    b.position_at_end(stop)
-    b.ret(ir.Constant(i64, 1))
-    b.position_at_end(go)
-    calls = b.inttoptr(b.load(b.gep(ctrl, [ir.Constant(i64, CALLS)])), p64)
-    _emit_calls(ir, b, fn, calls)
-    b.store_atomic(seq, b.gep(ctrl, [ir.Constant(i64, SEEN)]), "release", 8)
-    spins.add_incoming(ir.Constant(i64, 0), b.block)
-    b.branch(head)
-
-    # void wait_done(i64* ctrl, i64 seq): until ctrl[SEEN] == seq
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [p64, i64]), name="wait_done")
-    ctrl, seq = fn.args
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    head = fn.append_basic_block("head")
-    done = fn.append_basic_block("done")
-    b.branch(head)
-    b.position_at_end(head)
-    seen = b.load_atomic(b.gep(ctrl, [ir.Constant(i64, SEEN)]), "acquire", 8)
-    wait = fn.append_basic_block("wait")
-    b.cbranch(b.icmp_signed("==", seen, seq), done, wait)
-    b.position_at_end(wait)
-    spin_pause(b)
-    b.branch(head)
-    b.position_at_end(done)
-    b.ret_void()
-
-    # void run_calls(i64* calls)
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [p64]), name="run_calls")
+    _worker_loop_ir(ir, module, spin_pause)
+    _wait_done_ir(ir, module, spin_pause)
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [ir.PointerType(i64)]), name="run_calls")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     _emit_calls(ir, b, fn, fn.args[0])
     b.ret_void()
-
-    engine = _jit._llvm.create_mcjit_compiler(_jit._llvm.parse_assembly(str(module)), _jit._machine())
-    engine.finalize_object()
-    _jit._engines.append(engine)
+    with _jit._lock:
+        parsed = _jit._llvm.parse_assembly(str(module))
+        parsed.verify()
+        engine = _jit._llvm.create_mcjit_compiler(parsed, _jit._machine())
+        engine.finalize_object()
+        _jit._engines.append(engine)
     ptr = ctypes.c_void_p
     return (ctypes.CFUNCTYPE(ctypes.c_int64, ptr, ctypes.c_int64)(engine.get_function_address("worker_loop")),
             ctypes.CFUNCTYPE(None, ptr, ctypes.c_int64)(engine.get_function_address("wait_done")),
@@ -185,11 +188,12 @@ class _Worker:
         self.ctrl = np.zeros(8, dtype=np.int64)
         self.cond = threading.Condition()
         self.sleeping = False
+        self.worker_loop = _functions()[0]                 # compiled here, not in the thread
         self.thread = threading.Thread(target=self._loop, name="striate-native", daemon=True)
         self.thread.start()
 
     def _loop(self) -> None:
-        worker_loop = _functions()[0]
+        worker_loop = self.worker_loop
         ptr = self.ctrl.ctypes.data
         while True:
             if worker_loop(ptr, SPIN_BUDGET):                  # GIL released while it spins
