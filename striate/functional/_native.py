@@ -220,8 +220,8 @@ _workers: list[_Worker] = []
 
 def _forget_workers() -> None:
     """In a forked child the workers' threads do not exist: start new ones when needed."""
-    global _lock
-    _lock = threading.Lock()
+    global _lock, _busy
+    _lock, _busy = threading.Lock(), threading.Lock()
     _workers.clear()
 
 
@@ -236,12 +236,25 @@ def _pool(count: int) -> list[_Worker]:
         return _workers[:count]
 
 
+_busy = threading.Lock()          # one split at a time uses the workers
+
+
 def run_parts(parts: Sequence[Sequence[Call]]) -> None:
-    """Run parts[0] on this thread and parts[1:] on the pool's threads, all at once."""
+    """Run parts[0] on this thread and parts[1:] on the pool's threads, all at once.
+
+    While another thread's split holds the workers, this one runs its parts itself.
+    """
     _, wait_done, run_calls = _functions()
     words = [_encode(p) for p in parts]
-    workers = _pool(len(parts) - 1)
-    posted = [(w, w.post(wd)) for w, wd in zip(workers, words[1:])]
-    run_calls(words[0].ctypes.data)
-    for w, seq in posted:
-        wait_done(w.ctrl.ctypes.data, seq)
+    if not _busy.acquire(blocking=False):
+        for wd in words:
+            run_calls(wd.ctypes.data)
+        return
+    try:
+        workers = _pool(len(parts) - 1)
+        posted = [(w, w.post(wd)) for w, wd in zip(workers, words[1:])]
+        run_calls(words[0].ctypes.data)
+        for w, seq in posted:
+            wait_done(w.ctrl.ctypes.data, seq)
+    finally:
+        _busy.release()

@@ -79,3 +79,27 @@ def test_a_forked_child_starts_its_own_workers():
 def test_too_many_arguments_are_refused():
     with pytest.raises(ValueError, match="at most 24"):
         _native._encode([(norm_kernel("sums", "float64"), tuple(range(25)))])
+
+
+def test_two_threads_splitting_at_once_both_finish():
+    """The workers serve one split at a time; a second thread's split runs its parts itself."""
+    import threading
+
+    x = np.random.default_rng(3).standard_normal((40, 5000))
+    results, errors = {}, []
+
+    def work(name):
+        try:
+            for _ in range(50):
+                results[name] = _plane_sums([(0, 13), (13, 27), (27, 40)], x)
+        except Exception as exc:                      # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors and not any(t.is_alive() for t in threads)
+    for out in results.values():
+        np.testing.assert_allclose(out, x.sum(axis=1), rtol=1e-12)
