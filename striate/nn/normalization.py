@@ -103,12 +103,12 @@ class _BatchNorm(Module):
         Shape:
             (N, C, *)[, (N, C, *)] -> (N, C, *).
         """
+        if residual is not None and np.shape(residual) != np.shape(x):   # before any update
+            raise ShapeError(f"{self.where()}: the residual {tuple(np.shape(residual))} does not "
+                             f"match the input {tuple(np.shape(x))}")
         x, centred, mean, var, use_batch = self._statistics(x, moments)
         w = None if self.weight is None else self.weight.data
         b = None if self.bias is None else self.bias.data
-        if residual is not None and residual.shape != x.shape:
-            raise ShapeError(f"{self.where()}: the residual {tuple(residual.shape)} does not match "
-                             f"the input {tuple(x.shape)}")
         y, cache = FR.batch_norm_relu_forward(x, mean, var, w, b, eps=self.eps,
                                               batch_stats=use_batch, centred=centred,
                                               residual=residual)

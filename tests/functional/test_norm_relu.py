@@ -153,6 +153,7 @@ def test_residual_of_another_shape_is_refused(route):
     bn = nn.BatchNorm2d(4)
     with pytest.raises(ShapeError, match="BatchNorm2d.*residual"):
         bn.forward_relu(x, r[:2])
+    assert int(bn.num_batches_tracked) == 0 and not bn.running_mean.any()   # nothing updated
 
 
 def test_layer_forward_relu_matches_layer_then_relu(route):
