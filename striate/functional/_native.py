@@ -201,7 +201,7 @@ class _Worker:
             with self.cond:
                 self.sleeping = True
                 while self.ctrl[SEQ] == self.ctrl[SEEN] and not self.ctrl[STOP]:
-                    self.cond.wait(0.01)
+                    self.cond.wait(0.1)            # (notified; the timeout is a safety net)
                 self.sleeping = False
 
     def post(self, words: np.ndarray) -> int:
