@@ -17,7 +17,8 @@ import numpy as np
 from ..errors import ShapeError
 from . import norm_jit
 from .activation import MaskCache, mask_backward, relu_forward
-from .norm import BatchNormCache, backward_compiled, batch_norm_backward, batch_norm_forward, compiled_affine
+from .norm import (BatchNormCache, _per_channel, backward_compiled, batch_norm_backward,
+                   batch_norm_forward, compiled_affine)
 
 __all__ = ["BatchNormReluCache", "batch_norm_relu_forward", "batch_norm_relu_backward"]
 
@@ -87,13 +88,11 @@ def batch_norm_relu_backward(dy: np.ndarray, cache: BatchNormReluCache
             dx, dw, db = backward_compiled(dy, norm, cache.pre)
             return dx, None, dw, db
         scale, shift = cache.pre                           # the kernels were switched off since
-        pre = (norm.x - _along_c(norm.mean, dy.ndim)) * _along_c(scale, dy.ndim) + _along_c(shift, dy.ndim)
+        nd = dy.ndim
+        pre = (norm.x - _per_channel(norm.mean, nd)) * _per_channel(scale, nd) + _per_channel(shift, nd)
         g = mask_backward(dy, MaskCache(pre > 0))
     else:
         g = mask_backward(dy, cache.mask)
     dx, dw, db = batch_norm_backward(g, norm)
     return dx, (g if cache.residual else None), dw, db
 
-
-def _along_c(v: np.ndarray, ndim: int) -> np.ndarray:
-    return v.reshape((1, -1) + (1,) * (ndim - 2))                   # (1, C, 1, ...)
