@@ -124,11 +124,11 @@ def batch_norm_forward(x: np.ndarray, mean: np.ndarray, var: np.ndarray,
         (y, cache) for :func:`batch_norm_backward`.
     """
     nd = x.ndim
-    inv_std = 1.0 / np.sqrt(var + eps)
     if centred is None and norm_jit.ready(x):                      # one compiled pass
         scale, shift, cache = compiled_affine(x, mean, var, weight, bias, eps=eps,
                                               batch_stats=batch_stats)
         return norm_jit.affine(x, mean, scale, shift), cache
+    inv_std = 1.0 / np.sqrt(var + eps)
     if centred is None:
         centred = _centre(x, mean)
     scale = inv_std if weight is None else weight * inv_std
