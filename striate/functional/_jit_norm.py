@@ -33,7 +33,7 @@ import ctypes
 from functools import lru_cache
 from typing import Callable
 
-from . import _jit
+from . import _jit, _jit_stats
 from ._jit import _Builder, _compile, _hsum, _scalar
 
 __all__ = ["norm_kernel"]
@@ -205,15 +205,10 @@ def _moments_kernel(dtype: str) -> Callable:
             for u in range(UNROLL):
                 start = b.add(p0, k.const(u * lanes))
                 v = b.call(k.mload, [k.vptr(x, b.add(base, start)), k.align, k.mask(start, pp), k.zero])
-                for h in range(halves):
-                    part = v
-                    if halves > 1:
-                        part = b.shuffle_vector(v, v, ir.Constant(ir.VectorType(ir.IntType(32), 8),
-                                                                   list(range(8 * h, 8 * h + 8))))
-                        part = b.fpext(part, wide)
+                for h, part in enumerate(_jit_stats.wide_parts(k, v)):
                     q = u * halves + h
                     sums[q] = b.fadd(sums[q], part)
-                    sums[count + q] = b.call(_fma64(module), [part, part, sums[count + q]])
+                    sums[count + q] = b.call(_jit_stats.fma_wide(module), [part, part, sums[count + q]])
             for q, v in zip(slot, sums):
                 b.store(v, q)
         k.loop(k.const(0), pp, lanes * UNROLL, "p", per_step)
@@ -226,8 +221,3 @@ def _moments_kernel(dtype: str) -> Callable:
     b.ret_void()
     return _compile(module, "moments", [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 4)
 
-
-def _fma64(module):
-    """llvm.fma on 8 float64 lanes, declared in ``module``."""
-    wide = _jit._ir.VectorType(_jit._ir.DoubleType(), 8)
-    return _jit._declare(module, "llvm.fma.v8f64", wide, [wide] * 3)

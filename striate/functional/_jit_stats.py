@@ -14,7 +14,7 @@ from __future__ import annotations
 from . import _jit
 from ._jit import _Builder, _hsum
 
-__all__ = ["zero_sums", "add_vector", "add_to_plane"]
+__all__ = ["zero_sums", "add_vector", "add_to_plane", "wide_parts", "fma_wide"]
 
 WIDE = 8                                    # float64 lanes of the accumulators
 
@@ -29,22 +29,36 @@ def zero_sums() -> list:
     return [zero, zero]
 
 
+def fma_wide(module):
+    """llvm.fma on WIDE float64 lanes, declared in ``module``."""
+    return _jit._declare(module, f"llvm.fma.v{WIDE}f64", _wide_type(), [_wide_type()] * 3)
+
+
+def wide_parts(k: _Builder, v) -> list:
+    """The kernel vector v as float64 vectors of WIDE lanes (float32 lanes widened; a vector of
+    fewer lanes padded with zeros)."""
+    b = k.b
+    ir = _jit._ir
+    if k.lanes < WIDE:                                      # (4 float64 lanes) zeros after
+        lanes = list(range(k.lanes)) + [k.lanes] * (WIDE - k.lanes)
+        parts = [b.shuffle_vector(v, k.zero, ir.Constant(ir.VectorType(ir.IntType(32), WIDE), lanes))]
+    elif k.lanes == WIDE:
+        parts = [v]
+    else:
+        parts = [b.shuffle_vector(v, v, ir.Constant(ir.VectorType(ir.IntType(32), WIDE),
+                                                     list(range(WIDE * h, WIDE * h + WIDE))))
+                 for h in range(k.lanes // WIDE)]
+    if isinstance(k.scalar, ir.FloatType):
+        parts = [b.fpext(p, _wide_type()) for p in parts]
+    return parts
+
+
 def add_vector(k: _Builder, value, mask, sums: list) -> list:
     """sums + (value, value^2) over the lanes in ``mask`` (the others count as 0)."""
     b = k.b
-    ir = _jit._ir
-    v = b.select(mask, value, k.zero)
-    fma = _jit._declare(b.module, "llvm.fma.v8f64", _wide_type(), [_wide_type()] * 3)
+    fma = fma_wide(b.module)
     s1, s2 = sums
-    for h in range(max(k.lanes // WIDE, 1)):
-        if k.lanes < WIDE:                                  # (4 float64 lanes) zeros after
-            lanes = list(range(k.lanes)) + [k.lanes] * (WIDE - k.lanes)
-            part = b.shuffle_vector(v, k.zero, ir.Constant(ir.VectorType(ir.IntType(32), WIDE), lanes))
-        else:
-            part = b.shuffle_vector(v, v, ir.Constant(ir.VectorType(ir.IntType(32), WIDE),
-                                                      list(range(WIDE * h, WIDE * h + WIDE))))
-        if isinstance(k.scalar, ir.FloatType):
-            part = b.fpext(part, _wide_type())
+    for part in wide_parts(k, b.select(mask, value, k.zero)):
         s1 = b.fadd(s1, part)
         s2 = b.call(fma, [part, part, s2])
     return [s1, s2]
