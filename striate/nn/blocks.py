@@ -28,7 +28,7 @@ from .activation import ReLU
 from .container import Sequential
 from .conv import Conv2d
 from .module import Module
-from .normalization import BatchNorm2d, _BatchNorm
+from .normalization import BatchNorm2d, fusable_batch_norm
 from .pooling import MaxPool2d
 
 __all__ = ['conv3x3', 'conv1x1', 'BasicBlock', 'Bottleneck', 'BasicConv2d', 'InceptionModule']
@@ -61,11 +61,6 @@ def _make_norm(norm_layer: Callable[[int], Module] | None, channels: int, dt: np
     if not callable(norm_layer):
         raise ConfigError(f"norm_layer must be a callable or None; received {norm_layer!r}")
     return norm_layer(channels).to(dt)
-
-
-def _fusable(norm: Module) -> bool:
-    """A batch norm that runs its class's own forward (nobody watching): it can run fused."""
-    return isinstance(norm, _BatchNorm) and "forward" not in norm.__dict__
 
 
 @dataclass(frozen=True)
@@ -127,8 +122,8 @@ class _ResidualBlock(Module):
         """The stage's convolution, with its output's moments when the batch norm after it
         (fused, using the batch's statistics) can take them from the convolution."""
         conv, norm = getattr(self, conv_name), getattr(self, norm_name)
-        if (isinstance(conv, Conv2d) and _fusable(norm) and "forward" not in conv.__dict__
-                and (norm.training or norm.running_mean is None)):
+        if (isinstance(conv, Conv2d) and "forward" not in conv.__dict__
+                and fusable_batch_norm(norm) and (norm.training or norm.running_mean is None)):
             return conv.forward_moments(x)
         return conv(x), None
 
@@ -151,7 +146,7 @@ class _ResidualBlock(Module):
         (its cache appended to ``relus``).  Unfused, the shortcut runs after the norm, as in
         torchvision (watchers see that order)."""
         norm = getattr(self, name)
-        if _fusable(norm):
+        if fusable_batch_norm(norm):
             relus.append(None)
             return norm.forward_relu(x, None if residual is None else residual(), moments)
         out = norm(x)                                               # a fresh array
@@ -300,7 +295,7 @@ class BasicConv2d(Module):
 
     def forward(self, x: Any) -> np.ndarray:
         out = self.conv(x)
-        if _fusable(self.bn):                                # BN + ReLU fused
+        if fusable_batch_norm(self.bn):                      # BN + ReLU fused
             self._keep(_ReluCaches((None,)))
             return self.bn.forward_relu(out)
         y, relu = FA.relu_forward(self.bn(out), inplace=True)

@@ -30,7 +30,7 @@ from .activation import ReLU
 from .conv import Conv1d, Conv2d
 from .linear import Linear
 from .module import Module
-from .normalization import _BatchNorm
+from .normalization import fusable_batch_norm
 from .pooling import MaxPool1d, MaxPool2d
 
 __all__: list[str] = []
@@ -155,8 +155,7 @@ def training_order(modules: Sequence[Module]) -> list[Any]:
     order: list[Any] = []
     for m in modules:
         prev = order[-1] if order else None
-        if (type(m) is ReLU and isinstance(prev, _BatchNorm) and "forward" not in m.__dict__
-                and "forward" not in prev.__dict__):
+        if type(m) is ReLU and "forward" not in m.__dict__ and fusable_batch_norm(prev):
             order[-1] = _BatchNormRelu(prev)
         else:
             order.append(m)

@@ -26,6 +26,12 @@ def _real(layer: str, name: str, value: Any, minimum: float | None = None) -> fl
     return float(value)
 
 
+def fusable_batch_norm(m: Any) -> bool:
+    """A batch norm running its class's own forward (nobody watching it, as summary and viz
+    do): it may run fused with the ReLU after it (:meth:`_BatchNorm.forward_relu`)."""
+    return isinstance(m, _BatchNorm) and "forward" not in m.__dict__
+
+
 class _BatchNorm(Module):
     """Batch normalisation over axis 1 with torch's parameters, buffers and update rule."""
 
