@@ -98,10 +98,10 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
             f"conv2d: kernel {(kh, kw)} (dilation {dilation}) is larger than the padded input "
             f"{(h + sum(padding[0]), wd + sum(padding[1]))}"
         )
-    route = choose_algorithm(x, w, stride, padding, dilation, g, algorithm, training=True)
+    route = conv2d_route(x, w, stride, padding, dilation, g, algorithm, training=True)
     if route == "dft":
         return conv2d_dft_forward(x, w, b, padding=padding, dilation=dilation)
-    if route == "jit" and jit_takes(x, stride):
+    if route == "jit":
         return conv2d_jit_forward(x, w, b, stride=stride[0], padding=padding, dilation=dilation)
     cols = im2col_cm(x, padding, (kh, kw), stride, dilation, (oh, ow))  # (C*KH*KW, N*OH*OW)
     y2 = _weight_matmul(w, cols, g)                            # (O, N*OH*OW)
@@ -135,6 +135,14 @@ def choose_algorithm(x: np.ndarray, w: np.ndarray, stride: tuple[int, int], padd
         if _jit_choice(x, w, stride, padding, dilation, groups, algorithm, training):
             return "jit"
     return _numpy_route(x, w, stride, padding, dilation, groups, algorithm, training)
+
+
+def conv2d_route(x: np.ndarray, w: np.ndarray, stride: tuple[int, int], padding: Pads,
+                 dilation: tuple[int, int], groups: int, algorithm: str, *, training: bool) -> str:
+    """The route that runs for this input: :func:`choose_algorithm`'s (from the shapes), except
+    that "jit" gives way to "im2col" for an input it does not take (``conv_jit.jit_takes``)."""
+    route = choose_algorithm(x, w, stride, padding, dilation, groups, algorithm, training=training)
+    return "im2col" if route == "jit" and not jit_takes(x, stride) else route
 
 
 def _numpy_route(x: np.ndarray, w: np.ndarray, stride: tuple[int, int], padding: Pads,
@@ -223,10 +231,10 @@ def conv2d_infer(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
     oh, ow = conv2d_output_hw(x.shape[2:], (kh, kw), stride, padding, dilation)
     route = "im2col"
     if oh >= 1 and ow >= 1 and x.shape[1] == cg * groups:
-        route = choose_algorithm(x, w, stride, padding, dilation, groups, algorithm, training=False)
+        route = conv2d_route(x, w, stride, padding, dilation, groups, algorithm, training=False)
     if route == "dft":
         return conv2d_dft_forward(x, w, b, padding=padding, dilation=dilation, post=post)[0]
-    if route == "jit" and jit_takes(x, stride):
+    if route == "jit":
         y = conv2d_jit_forward(x, w, b, stride=stride[0], padding=padding, dilation=dilation,
                                keep=False)[0]
         return y if post is None else post(y)

@@ -11,7 +11,7 @@ from .._random import get_rng
 from ..errors import ConfigError, ShapeError
 from ..functional import conv as F
 from ..functional import conv1d as F1
-from ..functional.conv_jit import conv2d_jit_forward, jit_takes
+from ..functional.conv_jit import conv2d_jit_forward
 from ..functional._utils import conv_padding, ntuple
 from .module import Module, is_grad_enabled
 from .parameter import Parameter
@@ -146,8 +146,8 @@ class Conv2d(_ConvNd):
             return self(x), None
         x = self._input(x)
         w = self.weight.data
-        if (F.choose_algorithm(x, w, self.stride, self._pads, self.dilation, self.groups, "auto",
-                               training=True) != "jit" or not jit_takes(x, self.stride)):
+        if F.conv2d_route(x, w, self.stride, self._pads, self.dilation, self.groups, "auto",
+                          training=True) != "jit":
             return self(x), None
         b = None if self.bias is None else self.bias.data
         y, cache, moments = conv2d_jit_forward(x, w, b, stride=self.stride[0], padding=self._pads,
