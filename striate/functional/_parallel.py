@@ -17,6 +17,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
+from . import _native
 from ._blas import blas_threads_controllable, one_blas_thread
 
 __all__ = ["get_num_threads", "set_num_threads", "parallel_for", "parallel_sum", "parallel_parts",
@@ -160,7 +161,6 @@ def parallel_kernels(calls: Callable[[int, int], list], n: int, elements: int) -
         for kernel, args in calls(0, n):
             kernel(*args)
         return
-    from . import _native
     if _native.available():
         _native.run_parts([calls(bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)])
         return
